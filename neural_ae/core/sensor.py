@@ -1,0 +1,494 @@
+"""
+Image formation of a low-dynamic-range raw sensor (Onzon et al., Sec. 3, Eq. 1-3).
+
+Units used throughout:
+
+- irradiance ``phi``: photo-electrons per second per pixel (quantum efficiency folded in);
+- exposure time ``t_exp_s`` in seconds, ``exposure_time_us`` in microseconds;
+- gain ``K`` linear (``K = 1`` at ISO 100) or ``gain_db = 20 log10 K``;
+- exposure value ``e_s = K * t_exp_s`` in seconds (what the controllers predict);
+- raw values in digital numbers (DN), ``0 .. 2**bit_depth - 1``.
+
+The model, per pixel::
+
+    y_e = min(Poisson(phi t) + Poisson(mu_d t), M_well)                     (Eq. 1)
+    I   = q(black + g1 K (y_e + n_pre) + n_post),  q(x) = clip(floor(x + .5))  (Eq. 2-3)
+
+Two paths share this physics: :func:`capture` (numpy, exact Poisson noise, for
+simulation) and :func:`capture_torch` / :class:`SensorModel` (torch, Gaussian stand-in
+for Poisson and straight-through rounding, for training with gradients).
+"""
+from dataclasses import asdict, dataclass, fields, replace
+import logging
+import math
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+import yaml
+
+from neural_ae.core.errors import ConfigError, SensorError
+from neural_ae.core.paths import config_dir
+
+LOG = logging.getLogger(__name__)
+
+BAYER_PATTERNS = ('RGGB', 'GRBG', 'GBRG', 'BGGR')
+T_MAX_S = 0.015
+"""Longest exposure time before gain is raised (paper Sec. 4.4, ``T_max = 15 ms``)."""
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    """
+    EMVA 1288 description of a raw sensor; see ``config/sensors/*.yaml``.
+
+    All noise figures are standard deviations. ``g1_dn_per_e`` is the system gain at
+    ``K = 1``; the white level is ``2**bit_depth - 1``.
+    """
+
+    name: str
+    width: int
+    height: int
+    bit_depth: int
+    bayer_pattern: str
+    quantum_efficiency: float
+    full_well_e: float
+    g1_dn_per_e: float
+    dark_current_e_per_s: float
+    read_noise_pre_e: float
+    read_noise_post_dn: float
+    black_level_dn: float
+    max_gain_db: float
+    min_exposure_us: float
+    max_exposure_us: float
+
+    def __post_init__(self):
+        if self.bayer_pattern not in BAYER_PATTERNS:
+            raise ConfigError(f'bayer_pattern must be one of {BAYER_PATTERNS}, '
+                              f'got {self.bayer_pattern!r}')
+        positive = ('width', 'height', 'bit_depth', 'full_well_e', 'g1_dn_per_e',
+                    'min_exposure_us', 'max_exposure_us')
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f'sensor {self.name}: {name} must be > 0, '
+                                  f'got {getattr(self, name)}')
+        nonneg = ('dark_current_e_per_s', 'read_noise_pre_e', 'read_noise_post_dn',
+                  'black_level_dn', 'max_gain_db')
+        for name in nonneg:
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f'sensor {self.name}: {name} must be >= 0, '
+                                  f'got {getattr(self, name)}')
+        if self.min_exposure_us > self.max_exposure_us:
+            raise ConfigError(f'sensor {self.name}: min_exposure_us {self.min_exposure_us} '
+                              f'> max_exposure_us {self.max_exposure_us}')
+
+    @property
+    def white_level_dn(self) -> int:
+        """Largest raw value, ``M_white = 2**bit_depth - 1`` [DN]."""
+        return 2 ** self.bit_depth - 1
+
+    @property
+    def max_gain(self) -> float:
+        """Maximum analog gain, linear."""
+        return 10.0 ** (self.max_gain_db / 20.0)
+
+    @property
+    def min_exposure_s(self) -> float:
+        """Shortest exposure time [s]."""
+        return self.min_exposure_us * 1e-6
+
+    @property
+    def max_exposure_s(self) -> float:
+        """Longest exposure time [s]."""
+        return self.max_exposure_us * 1e-6
+
+    def to_dict(self) -> dict:
+        """Plain dict (for YAML/JSON and checkpoints)."""
+        return asdict(self)
+
+
+def load_sensor(name_or_path: Union[str, Path] = 'imx249') -> SensorConfig:
+    """Load a sensor preset by name (``config/sensors/<name>.yaml``) or from a YAML path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = config_dir() / 'sensors' / f'{name_or_path}.yaml'
+    if not path.exists():
+        raise ConfigError(f'sensor preset not found: {path}')
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f'sensor preset {path} is not valid YAML: {err}') from err
+    return sensor_from_dict(data, source=str(path))
+
+
+def sensor_from_dict(data: dict, source: str = 'dict') -> SensorConfig:
+    """Build a :class:`SensorConfig` from a dict, rejecting unknown or missing keys."""
+    if not isinstance(data, dict):
+        raise ConfigError(f'sensor preset {source} must be a mapping, got {type(data).__name__}')
+    names = {f.name for f in fields(SensorConfig)}
+    unknown = set(data) - names
+    missing = names - set(data)
+    if unknown or missing:
+        raise ConfigError(f'sensor preset {source}: unknown keys {sorted(unknown)}, '
+                          f'missing keys {sorted(missing)}')
+    try:
+        return SensorConfig(**data)
+    except TypeError as err:
+        raise ConfigError(f'sensor preset {source}: {err}') from err
+
+
+# --------------------------------------------------------------------------- Bayer
+
+
+def _bayer_offsets(pattern: str) -> dict:
+    """Map colour index (0=R, 1=G, 2=B) to the (row, col) offsets inside the 2x2 cell."""
+    if pattern not in BAYER_PATTERNS:
+        raise SensorError(f'unknown Bayer pattern {pattern!r}; expected one of {BAYER_PATTERNS}')
+    idx = {'R': 0, 'G': 1, 'B': 2}
+    out = {0: [], 1: [], 2: []}
+    for k, ch in enumerate(pattern):
+        out[idx[ch]].append((k // 2, k % 2))
+    return out
+
+
+def first_green_offset(pattern: str = 'RGGB') -> tuple:
+    """(row, col) of the first green pixel in the 2x2 Bayer cell, in raster order."""
+    return _bayer_offsets(pattern)[1][0]
+
+
+def mosaic(rgb: np.ndarray, pattern: str = 'RGGB') -> np.ndarray:
+    """
+    Sample an RGB image ``(H, W, 3)`` with a Bayer colour filter array.
+
+    Returns ``(H, W)`` of the same dtype; any ``H, W`` (odd included) works.
+    """
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise SensorError(f'mosaic expects an (H, W, 3) array, got '
+                          f'{getattr(rgb, "shape", type(rgb).__name__)}')
+    out = np.empty(rgb.shape[:2], dtype=rgb.dtype)
+    for c, offs in _bayer_offsets(pattern).items():
+        for dy, dx in offs:
+            out[dy::2, dx::2] = rgb[dy::2, dx::2, c]
+    return out
+
+
+def mosaic_torch(rgb: torch.Tensor, pattern: str = 'RGGB') -> torch.Tensor:
+    """
+    Sample ``(*, 3, H, W)`` RGB with a Bayer CFA into ``(*, 1, H, W)`` (differentiable).
+
+    Implemented as a sum of masked channels so gradients reach every sampled pixel.
+    """
+    if not torch.is_tensor(rgb) or rgb.dim() < 3 or rgb.shape[-3] != 3:
+        raise SensorError(f'mosaic_torch expects (*, 3, H, W), got '
+                          f'{tuple(rgb.shape) if torch.is_tensor(rgb) else type(rgb).__name__}')
+    h, w = rgb.shape[-2:]
+    mask = torch.zeros(3, h, w, dtype=rgb.dtype, device=rgb.device)
+    for c, offs in _bayer_offsets(pattern).items():
+        for dy, dx in offs:
+            mask[c, dy::2, dx::2] = 1
+    return (rgb * mask).sum(dim=-3, keepdim=True)
+
+
+# --------------------------------------------------------------------------- exposure split
+
+
+@dataclass(frozen=True)
+class ExposureSplit:
+    """
+    An exposure value split into shutter time and gain (Eq. 6), after clamping.
+
+    ``requested_e_s`` is what was asked for, ``e_s`` what the sensor can deliver;
+    ``clamped`` says they differ (beyond rounding).
+    """
+
+    t_exp_s: float
+    gain: float
+    requested_e_s: float
+    clamped: bool
+
+    @property
+    def e_s(self) -> float:
+        """Delivered exposure value ``K * t_exp`` [s]."""
+        return self.t_exp_s * self.gain
+
+    @property
+    def exposure_time_us(self) -> float:
+        """Exposure time [us]."""
+        return self.t_exp_s * 1e6
+
+    @property
+    def gain_db(self) -> float:
+        """Gain [dB]."""
+        return 20.0 * math.log10(self.gain)
+
+
+def exposure_bounds_s(sensor: SensorConfig, t_max_s: float = T_MAX_S) -> tuple:
+    """Smallest and largest exposure value ``e = K t`` [s] reachable with Eq. 6."""
+    t_hi = min(t_max_s, sensor.max_exposure_s)
+    return sensor.min_exposure_s, t_hi * sensor.max_gain
+
+
+def split_exposure(e_s: float, sensor: SensorConfig, t_max_s: float = T_MAX_S) -> ExposureSplit:
+    """
+    Split exposure value ``e_s`` into ``(t_exp, K)`` with Eq. 6, clamped to the sensor.
+
+    ``K = max(1, e / T_max)``, ``t_exp = e / K``; then ``K`` is limited to the sensor's
+    maximum gain and ``t_exp`` to its exposure range. Non-finite or non-positive ``e_s``
+    maps to the shortest exposure and is reported as clamped.
+    """
+    if not t_max_s > 0:
+        raise SensorError(f't_max_s must be > 0, got {t_max_s}')
+    requested = float(e_s)
+    t_hi = min(t_max_s, sensor.max_exposure_s)
+    if not math.isfinite(requested) or requested <= 0:
+        return ExposureSplit(sensor.min_exposure_s, 1.0, requested, True)
+    gain = min(max(1.0, requested / t_hi), sensor.max_gain)
+    t_exp = min(max(requested / gain, sensor.min_exposure_s), t_hi)
+    clamped = abs(t_exp * gain - requested) > 1e-9 * requested
+    return ExposureSplit(t_exp, gain, requested, clamped)
+
+
+def split_exposure_torch(e_s: torch.Tensor, sensor: SensorConfig,
+                         t_max_s: float = T_MAX_S) -> tuple:
+    """
+    Differentiable Eq. 6 on a tensor of exposure values ``e_s`` [s].
+
+    Returns ``(t_exp_s, gain)`` tensors of the same shape, clamped to the sensor limits;
+    the gradient is that of the clamp (zero where a bound is active).
+    """
+    t_hi = min(t_max_s, sensor.max_exposure_s)
+    gain = torch.clamp(e_s / t_hi, min=1.0, max=sensor.max_gain)
+    t_exp = torch.clamp(e_s / gain, min=sensor.min_exposure_s, max=t_hi)
+    return t_exp, gain
+
+
+def e_base_s(phi: np.ndarray, sensor: SensorConfig, target_fraction: float = 0.5) -> float:
+    """
+    Base exposure value: the one that puts the mean raw signal at half the white level.
+
+    ``e_base = 0.5 M_white / (g1 mean(phi))`` (spec, Sec. 5.3 of the paper), in seconds.
+    """
+    mean = float(np.mean(phi))
+    if not math.isfinite(mean) or mean <= 0:
+        raise SensorError(f'e_base needs a positive finite mean irradiance, got {mean}')
+    return target_fraction * sensor.white_level_dn / (sensor.g1_dn_per_e * mean)
+
+
+# --------------------------------------------------------------------------- numpy capture
+
+
+def _check_phi(phi, name='phi'):
+    if not isinstance(phi, np.ndarray) or phi.ndim != 2:
+        raise SensorError(f'{name} must be an (H, W) array of e-/s, got '
+                          f'{getattr(phi, "shape", type(phi).__name__)}')
+    if phi.size == 0:
+        raise SensorError(f'{name} is empty: shape {phi.shape}')
+
+
+def capture(phi: np.ndarray, t_exp_s: float, gain: float, sensor: SensorConfig,
+            rng: Optional[np.random.Generator] = None, noise: bool = True,
+            noise_scale: float = 1.0, source_var_e: Optional[np.ndarray] = None) -> np.ndarray:
+    """
+    Simulate one raw frame from Bayer-sampled irradiance ``phi`` ``(H, W)`` [e-/s].
+
+    Returns ``uint16 (H, W)`` raw values in ``[0, 2**bit_depth - 1]`` [DN].
+
+    With ``noise=True`` and no adaptation the shot and dark noise are exact Poisson
+    draws. With ``noise_scale != 1`` (noise augmentation) or ``source_var_e`` (noise
+    adaptation: the variance, in target electrons, that the input already carries), the
+    electron noise is Gaussian with variance ``noise_scale**2 * (signal + dark) -
+    source_var_e``, floored at zero. Non-finite or negative ``phi`` is treated as 0.
+    """
+    _check_phi(phi)
+    if not (math.isfinite(t_exp_s) and t_exp_s > 0 and math.isfinite(gain) and gain > 0):
+        raise SensorError(f'capture needs finite t_exp_s > 0 and gain > 0, '
+                          f'got t_exp_s={t_exp_s}, gain={gain}')
+    rng = rng if rng is not None else np.random.default_rng()
+    phi = np.nan_to_num(np.asarray(phi, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    mu_signal = np.maximum(phi, 0.0) * t_exp_s
+    mu_dark = sensor.dark_current_e_per_s * t_exp_s
+    if not noise:
+        y_e = mu_signal + mu_dark
+    elif noise_scale == 1.0 and source_var_e is None:
+        y_e = rng.poisson(mu_signal).astype(np.float64)
+        if mu_dark > 0:
+            y_e += rng.poisson(mu_dark, size=y_e.shape)
+    else:
+        var = noise_scale ** 2 * (mu_signal + mu_dark)
+        if source_var_e is not None:
+            var = var - source_var_e
+        y_e = mu_signal + mu_dark + np.sqrt(np.maximum(var, 0.0)) * rng.standard_normal(phi.shape)
+    y_e = np.minimum(y_e, sensor.full_well_e)
+    g = sensor.g1_dn_per_e * gain
+    if noise:
+        scale = noise_scale
+        y_e = y_e + scale * sensor.read_noise_pre_e * rng.standard_normal(phi.shape)
+        post = scale * sensor.read_noise_post_dn * rng.standard_normal(phi.shape)
+    else:
+        post = 0.0
+    x = sensor.black_level_dn + g * y_e + post
+    raw = np.clip(np.floor(x + 0.5), 0, sensor.white_level_dn)
+    return raw.astype(np.uint16)
+
+
+def capture_rgb(radiance: np.ndarray, t_exp_s: float, gain: float, sensor: SensorConfig,
+                rng: Optional[np.random.Generator] = None, **kwargs) -> np.ndarray:
+    """Bayer-sample linear RGB radiance ``(H, W, 3)`` [e-/s] and :func:`capture` it."""
+    return capture(mosaic(radiance, sensor.bayer_pattern), t_exp_s, gain, sensor, rng, **kwargs)
+
+
+def raw_mean_var(phi: Union[float, np.ndarray], t_exp_s: float, gain: float,
+                 sensor: SensorConfig) -> tuple:
+    """
+    Analytic raw mean and variance [DN, DN^2] below saturation.
+
+    ``mean = black + g (phi t + mu_d t)``,
+    ``var = g^2 (phi t + mu_d t + sigma_pre^2) + sigma_post^2 + 1/12``.
+    """
+    g = sensor.g1_dn_per_e * gain
+    mu_e = np.asarray(phi, dtype=np.float64) * t_exp_s + sensor.dark_current_e_per_s * t_exp_s
+    mean = sensor.black_level_dn + g * mu_e
+    var = g ** 2 * (mu_e + sensor.read_noise_pre_e ** 2) + sensor.read_noise_post_dn ** 2 + 1 / 12
+    return mean, var
+
+
+def snr_theory(mu_e: Union[float, np.ndarray], t_exp_s: float, gain: float,
+               sensor: SensorConfig) -> np.ndarray:
+    """
+    SNR of the signal electrons ``mu_e`` (spec): ``mu_e / sqrt(mu_e + sd^2 + sq^2 / g^2)``.
+
+    ``sd^2`` is the dark noise in e-^2 (pre-gain read noise, dark-current shot noise and
+    post-gain noise referred to the input); ``sq^2 = 1/12`` DN^2 the quantization noise.
+    Zero where the mean signal exceeds the full well.
+    """
+    mu_e = np.asarray(mu_e, dtype=np.float64)
+    g = sensor.g1_dn_per_e * gain
+    sd2 = (sensor.read_noise_pre_e ** 2 + sensor.dark_current_e_per_s * t_exp_s
+           + sensor.read_noise_post_dn ** 2 / g ** 2)
+    snr = mu_e / np.sqrt(mu_e + sd2 + (1 / 12) / g ** 2)
+    return np.where(mu_e + sensor.dark_current_e_per_s * t_exp_s < sensor.full_well_e, snr, 0.0)
+
+
+# --------------------------------------------------------------------------- noise adaptation
+
+
+def source_noise_var_e(phi: np.ndarray, t_exp_s: float, source: SensorConfig,
+                       source_t_exp_s: float) -> np.ndarray:
+    """
+    Noise variance already in HDR data, expressed in target-sensor electrons.
+
+    The HDR frame was recorded by ``source`` with exposure ``source_t_exp_s``: its
+    electron count ``phi t_src`` carries variance ``phi t_src + sigma_src^2``. Rescaled to
+    the target exposure ``t`` (factor ``t / t_src``), the variance scales by its square.
+    This is the noise that :func:`capture` must not add again (noise adaptation).
+    """
+    ratio = t_exp_s / source_t_exp_s
+    var_src = (np.maximum(phi, 0.0) * source_t_exp_s
+               + source.dark_current_e_per_s * source_t_exp_s
+               + source.read_noise_pre_e ** 2
+               + (source.read_noise_post_dn / source.g1_dn_per_e) ** 2)
+    return ratio ** 2 * var_src
+
+
+def sample_noise_scale(rng: np.random.Generator, low: float = 0.75, high: float = 1.5) -> float:
+    """
+    Noise augmentation: a random noise strength around the adapted target (log-uniform).
+
+    The paper varies the strength "around" the target without giving the range; ours,
+    ``[0.75, 1.5]``, is a project decision recorded in the README's design notes.
+    """
+    return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+# --------------------------------------------------------------------------- torch capture
+
+
+def _straight_through_round(x: torch.Tensor) -> torch.Tensor:
+    """``floor(x + 0.5)`` forward, identity gradient (the paper's override)."""
+    return x + (torch.floor(x + 0.5) - x).detach()
+
+
+def capture_torch(phi: torch.Tensor, e_s: torch.Tensor, sensor: SensorConfig,
+                  noise: bool = True, noise_scale: Union[float, torch.Tensor] = 1.0,
+                  source_var_e: Optional[torch.Tensor] = None,
+                  generator: Optional[torch.Generator] = None,
+                  t_max_s: float = T_MAX_S) -> torch.Tensor:
+    """
+    Differentiable raw capture of ``phi`` ``(*, 1, H, W)`` [e-/s] at exposure ``e_s``.
+
+    ``e_s`` has the batch shape ``(*)`` (or is a scalar) and is split with Eq. 6.
+    Returns float raw values ``(*, 1, H, W)`` in ``[0, M_white]`` [DN], rounded with a
+    straight-through gradient; saturated pixels pass no gradient (as in Eq. 3).
+    Shot noise is a Gaussian with Poisson variance (reparameterised), so gradients reach
+    ``e_s`` and ``phi`` through both the mean and the noise amplitude.
+    """
+    if not torch.is_tensor(phi) or phi.dim() < 3 or phi.shape[-3] != 1:
+        raise SensorError(f'capture_torch expects phi of shape (*, 1, H, W), got '
+                          f'{tuple(phi.shape) if torch.is_tensor(phi) else type(phi).__name__}')
+    e_s = torch.as_tensor(e_s, dtype=phi.dtype, device=phi.device)
+    batch = phi.shape[:-3]
+    if e_s.dim() > 0 and tuple(e_s.shape) != tuple(batch):
+        raise SensorError(f'e_s must be a scalar or have batch shape {tuple(batch)}, '
+                          f'got {tuple(e_s.shape)}')
+    t_exp, gain = split_exposure_torch(e_s, sensor, t_max_s)
+    t_exp = t_exp.reshape(*t_exp.shape, 1, 1, 1) if t_exp.dim() else t_exp
+    gain = gain.reshape(*gain.shape, 1, 1, 1) if gain.dim() else gain
+    mu = phi.clamp(min=0) * t_exp + sensor.dark_current_e_per_s * t_exp
+    if noise:
+        scale = torch.as_tensor(noise_scale, dtype=phi.dtype, device=phi.device)
+        if scale.dim():
+            scale = scale.reshape(*scale.shape, 1, 1, 1)
+        var = scale ** 2 * mu
+        if source_var_e is not None:
+            var = var - source_var_e
+        std = torch.sqrt(var.clamp(min=0) + 1e-12)
+        n1, n2, n3 = (torch.randn(mu.shape, generator=generator, dtype=mu.dtype,
+                                  device=mu.device) for _ in range(3))
+        y_e = torch.minimum(mu + std * n1, torch.full_like(mu, sensor.full_well_e))
+        y_e = y_e + scale * sensor.read_noise_pre_e * n2
+        post = scale * sensor.read_noise_post_dn * n3
+    else:
+        y_e = torch.minimum(mu, torch.full_like(mu, sensor.full_well_e))
+        post = 0.0
+    x = sensor.black_level_dn + sensor.g1_dn_per_e * gain * y_e + post
+    return _straight_through_round(x).clamp(0.0, float(sensor.white_level_dn))
+
+
+class SensorModel(nn.Module):
+    """
+    :func:`capture_torch` as a module: ``(*, 1, H, W)`` e-/s and ``(*)`` exposure -> DN.
+
+    ``noise`` can be switched off (e.g. for evaluation of the mean image); noise
+    augmentation draws a per-example strength when ``augment_noise`` is set and the
+    module is in training mode.
+    """
+
+    def __init__(self, sensor: SensorConfig, noise: bool = True, augment_noise: bool = False,
+                 t_max_s: float = T_MAX_S, noise_range: tuple = (0.75, 1.5)):
+        super().__init__()
+        self.sensor = sensor
+        self.noise = noise
+        self.augment_noise = augment_noise
+        self.t_max_s = t_max_s
+        self.noise_range = noise_range
+
+    def forward(self, phi: torch.Tensor, e_s: torch.Tensor,
+                source_var_e: Optional[torch.Tensor] = None,
+                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Capture ``phi`` at exposure ``e_s``; see :func:`capture_torch`."""
+        scale = 1.0
+        if self.noise and self.augment_noise and self.training:
+            lo, hi = (math.log(v) for v in self.noise_range)
+            u = torch.rand(phi.shape[:-3], generator=generator, dtype=phi.dtype,
+                           device=phi.device)
+            scale = torch.exp(lo + (hi - lo) * u)
+        return capture_torch(phi, e_s, self.sensor, noise=self.noise, noise_scale=scale,
+                             source_var_e=source_var_e, generator=generator,
+                             t_max_s=self.t_max_s)
+
+
+def with_overrides(sensor: SensorConfig, **overrides) -> SensorConfig:
+    """Copy of ``sensor`` with fields replaced (validated again)."""
+    return replace(sensor, **overrides)
