@@ -40,6 +40,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format='%(levelname)s %(name)s: %(message)s')
+    for noisy in ('matplotlib', 'PIL', 'h5py'):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if not getattr(args, 'func', None):
         parser.print_help()
         return 1

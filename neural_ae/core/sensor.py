@@ -306,31 +306,31 @@ def capture(phi: np.ndarray, t_exp_s: float, gain: float, sensor: SensorConfig,
         raise SensorError(f'capture needs finite t_exp_s > 0 and gain > 0, '
                           f'got t_exp_s={t_exp_s}, gain={gain}')
     rng = rng if rng is not None else np.random.default_rng()
-    phi = np.nan_to_num(np.asarray(phi, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    mu_signal = np.maximum(phi, 0.0) * t_exp_s
+    mu_signal = np.nan_to_num(phi, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float64)
+    np.maximum(mu_signal, 0.0, out=mu_signal)
+    mu_signal *= t_exp_s
     mu_dark = sensor.dark_current_e_per_s * t_exp_s
     if not noise:
         y_e = mu_signal + mu_dark
     elif noise_scale == 1.0 and source_var_e is None:
-        y_e = rng.poisson(mu_signal).astype(np.float64)
-        if mu_dark > 0:
-            y_e += rng.poisson(mu_dark, size=y_e.shape)
+        # Poisson(a) + Poisson(b) = Poisson(a + b): one draw covers shot and dark noise.
+        y_e = rng.poisson(mu_signal + mu_dark).astype(np.float32)
     else:
         var = noise_scale ** 2 * (mu_signal + mu_dark)
         if source_var_e is not None:
             var = var - source_var_e
         y_e = mu_signal + mu_dark + np.sqrt(np.maximum(var, 0.0)) * rng.standard_normal(phi.shape)
-    y_e = np.minimum(y_e, sensor.full_well_e)
+    y_e = np.minimum(y_e, np.float32(sensor.full_well_e), dtype=np.float32)
     g = sensor.g1_dn_per_e * gain
+    y_e *= np.float32(g)
+    y_e += np.float32(sensor.black_level_dn + 0.5)
     if noise:
-        scale = noise_scale
-        y_e = y_e + scale * sensor.read_noise_pre_e * rng.standard_normal(phi.shape)
-        post = scale * sensor.read_noise_post_dn * rng.standard_normal(phi.shape)
-    else:
-        post = 0.0
-    x = sensor.black_level_dn + g * y_e + post
-    raw = np.clip(np.floor(x + 0.5), 0, sensor.white_level_dn)
-    return raw.astype(np.uint16)
+        # g n_pre + n_post is one zero-mean Gaussian: draw it once.
+        read_std = noise_scale * math.hypot(g * sensor.read_noise_pre_e, sensor.read_noise_post_dn)
+        y_e += np.float32(read_std) * rng.standard_normal(phi.shape, dtype=np.float32)
+    np.floor(y_e, out=y_e)
+    np.clip(y_e, 0, sensor.white_level_dn, out=y_e)
+    return y_e.astype(np.uint16)
 
 
 def capture_rgb(radiance: np.ndarray, t_exp_s: float, gain: float, sensor: SensorConfig,
