@@ -1,10 +1,9 @@
 """Simulated captures per second at the target resolution (numpy and torch paths)."""
 import time
 
+from neural_ae.core import sensor as S
 import numpy as np
 import torch
-
-from neural_ae.core import sensor as S
 
 
 def _median_s(fn, reps: int) -> tuple:

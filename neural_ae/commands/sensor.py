@@ -1,9 +1,8 @@
 """``neural-ae sensor``: check the simulated sensor against theory; SNR plot."""
 from pathlib import Path
 
-import numpy as np
-
 from neural_ae.core import sensor as S
+import numpy as np
 
 
 def add_parser(sub) -> None:
@@ -20,7 +19,7 @@ def add_parser(sub) -> None:
 
 def stats_table(sensor: S.SensorConfig, t_exp_s: float, gain: float, size: int,
                 seed: int, levels_e=None) -> list:
-    """Simulated and analytic raw mean/variance of flat fields at several signal levels."""
+    """Compare simulated and analytic raw mean/variance of flat fields at several signal levels."""
     rng = np.random.default_rng(seed)
     if levels_e is None:
         levels_e = np.geomspace(50, 0.95 * sensor.full_well_e / max(gain, 1.0), 8)

@@ -24,13 +24,12 @@ import math
 from pathlib import Path
 from typing import Optional, Union
 
+from neural_ae.core.errors import ConfigError, SensorError
+from neural_ae.core.paths import config_dir
 import numpy as np
 import torch
 from torch import nn
 import yaml
-
-from neural_ae.core.errors import ConfigError, SensorError
-from neural_ae.core.paths import config_dir
 
 LOG = logging.getLogger(__name__)
 
@@ -406,7 +405,7 @@ def sample_noise_scale(rng: np.random.Generator, low: float = 0.75, high: float 
 
 
 def _straight_through_round(x: torch.Tensor) -> torch.Tensor:
-    """``floor(x + 0.5)`` forward, identity gradient (the paper's override)."""
+    """Round with ``floor(x + 0.5)`` forward, identity gradient (the paper's override)."""
     return x + (torch.floor(x + 0.5) - x).detach()
 
 
