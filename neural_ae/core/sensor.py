@@ -265,7 +265,7 @@ def split_exposure_torch(e_s: torch.Tensor, sensor: SensorConfig,
 
 def e_base_s(phi: np.ndarray, sensor: SensorConfig, target_fraction: float = 0.5) -> float:
     """
-    Base exposure value: the one that puts the mean raw signal at half the white level.
+    Return the base exposure value, which puts the mean raw signal at half the white level.
 
     ``e_base = 0.5 M_white / (g1 mean(phi))`` (spec, Sec. 5.3 of the paper), in seconds.
     """
