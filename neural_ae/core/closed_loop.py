@@ -1,0 +1,234 @@
+"""
+Closed-loop simulation: HDR frames -> simulated capture -> controller -> next setting.
+
+For each frame ``n`` of a sequence the camera captures the scene at the setting in force
+(:func:`neural_ae.core.sensor.capture` on the Bayer-sampled radiance), the controller sees
+that raw frame together with the setting that produced it, and its command takes effect
+at frame ``n + 1 + L`` (``L`` = actuation latency in frames; the frames in between keep
+the setting in force). Everything is deterministic for a given ``seed`` (sensor noise is
+drawn from ``numpy.random.default_rng(seed)``; the controllers are deterministic).
+
+Frames are :class:`~neural_ae.core.scenes.Scene`-like objects (``.radiance`` ``(H, W, 3)``
+in e-/s, optional ``.meta`` dict) or bare arrays (``(H, W, 3)`` radiance or ``(H, W)``
+Bayer irradiance). Per-frame illumination changes are read from ``meta`` (keys
+``illumination_scale`` and/or ``event``) when present; see
+:mod:`neural_ae.core.metrics_temporal` for how events are found otherwise.
+"""
+from collections import deque
+from dataclasses import dataclass, field
+import itertools
+import math
+import time
+from typing import Callable, Iterable, Optional
+
+from neural_ae.core.controllers.base import Controller, ExposureSetting
+from neural_ae.core.errors import ControllerError
+from neural_ae.core.sensor import capture, e_base_s, mosaic, SensorConfig
+import numpy as np
+
+
+@dataclass
+class ClosedLoopResult:
+    """
+    Per-frame record of one closed-loop run (arrays of length ``n_frames``).
+
+    - ``exposure_time_us``, ``gain_db``, ``e_s``: the setting in force for frame ``n``
+      (the one that produced it);
+    - ``command_e_s``, ``target_e_s``: the command issued after frame ``n`` and the
+      controller's target;
+    - ``clamped``, ``converged``, ``fallback``: the decision's flags;
+    - ``mean_raw_dn``: mean raw value of the frame [DN]; ``saturated_fraction``: fraction
+      of its pixels at the white level;
+    - ``scene_mean``: mean Bayer irradiance of the scene [e-/s]; ``e_base_s``: the exposure
+      value that would put the scene's mean raw signal at half the white level [s];
+    - ``illumination_scale`` (NaN where unknown) and ``meta_events`` (frame indices whose
+      meta flags an event) from the scenes' meta;
+    - ``controller_ms``: wall time of ``controller.step`` per frame [ms];
+    - ``raws``: the raw frames when run with ``keep_raw=True``.
+    """
+
+    controller: str
+    latency_frames: int
+    seed: int
+    white_level_dn: int
+    black_level_dn: float
+    exposure_time_us: np.ndarray
+    gain_db: np.ndarray
+    e_s: np.ndarray
+    command_e_s: np.ndarray
+    target_e_s: np.ndarray
+    clamped: np.ndarray
+    converged: np.ndarray
+    fallback: np.ndarray
+    mean_raw_dn: np.ndarray
+    saturated_fraction: np.ndarray
+    scene_mean: np.ndarray
+    e_base_s: np.ndarray
+    illumination_scale: np.ndarray
+    controller_ms: np.ndarray
+    meta_events: list = field(default_factory=list)
+    raws: Optional[list] = None
+
+    @property
+    def n_frames(self) -> int:
+        """Return the number of frames."""
+        return len(self.e_s)
+
+    def timing(self) -> dict:
+        """Return the controller time per frame [ms]: median, p90, max."""
+        ms = self.controller_ms
+        if ms.size == 0:
+            return {'median_ms': math.nan, 'p90_ms': math.nan, 'max_ms': math.nan}
+        return {'median_ms': float(np.median(ms)), 'p90_ms': float(np.percentile(ms, 90)),
+                'max_ms': float(ms.max())}
+
+    def to_dict(self, with_frames: bool = True) -> dict:
+        """JSON-friendly dict (lists); raw frames are never included."""
+        out = {'controller': self.controller, 'latency_frames': self.latency_frames,
+               'seed': self.seed, 'n_frames': self.n_frames, 'timing': self.timing(),
+               'meta_events': list(self.meta_events)}
+        if with_frames:
+            for name in ('exposure_time_us', 'gain_db', 'e_s', 'command_e_s', 'target_e_s',
+                         'clamped', 'converged', 'fallback', 'mean_raw_dn',
+                         'saturated_fraction', 'scene_mean', 'e_base_s',
+                         'illumination_scale', 'controller_ms'):
+                arr = getattr(self, name)
+                out[name] = [None if isinstance(v, float) and not math.isfinite(v) else v
+                             for v in arr.tolist()]
+        return out
+
+
+def frame_phi(frame, sensor: SensorConfig) -> tuple:
+    """``(phi (H, W) e-/s, meta dict)`` of a Scene-like object or radiance array."""
+    meta = getattr(frame, 'meta', None) or {}
+    radiance = getattr(frame, 'radiance', frame)
+    if not isinstance(radiance, np.ndarray):
+        raise ControllerError(f'closed loop: a frame must be a Scene or an array, got '
+                              f'{type(frame).__name__}')
+    if radiance.ndim == 3 and radiance.shape[2] == 3:
+        return mosaic(radiance, sensor.bayer_pattern), meta
+    if radiance.ndim == 2:
+        return radiance, meta
+    raise ControllerError(f'closed loop: radiance must be (H, W, 3) or (H, W), got '
+                          f'{radiance.shape}')
+
+
+def _meta_scale(meta: dict) -> float:
+    v = meta.get('illumination_scale') if isinstance(meta, dict) else None
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return v if math.isfinite(v) and v > 0 else math.nan
+
+
+def _meta_event(meta: dict) -> bool:
+    v = meta.get('event') if isinstance(meta, dict) else None
+    if v is None or v is False:
+        return False
+    if isinstance(v, str):
+        return v.strip().lower() not in ('', 'none', 'false', 'no')
+    return bool(v)
+
+
+def run_closed_loop(frames: Iterable, controller: Controller,
+                    sensor: Optional[SensorConfig] = None,
+                    initial: Optional[ExposureSetting] = None,
+                    latency_frames: Optional[int] = None, seed: int = 0,
+                    noise: bool = True, keep_raw: bool = False,
+                    features_fn: Optional[Callable] = None,
+                    max_frames: Optional[int] = None) -> ClosedLoopResult:
+    """
+    Run ``controller`` in closed loop over ``frames``; see the module docstring.
+
+    ``initial``: setting in force at frame 0 (default: the first frame's ``e_base``, i.e.
+    well exposed at the start). ``latency_frames``: default ``controller.options``.
+    ``features_fn(raw) -> features`` feeds semantic/hybrid controllers (e.g. the
+    detector's backbone). ``noise=False`` captures the expected image. Controllers with
+    ``needs_next_scene`` (the oracle) are handed the scene their command will expose.
+    """
+    sensor = sensor or controller.sensor
+    latency = controller.options.latency_frames if latency_frames is None else latency_frames
+    if isinstance(latency, bool) or not isinstance(latency, (int, np.integer)) or latency < 0:
+        raise ControllerError(f'latency_frames must be an integer >= 0, got {latency!r}')
+    rng = np.random.default_rng(seed)
+    wants_scene = bool(getattr(controller, 'needs_next_scene', False))
+    source = iter(frames) if max_frames is None else itertools.islice(frames, max_frames)
+    ahead: deque = deque()
+
+    def fill(k):
+        while len(ahead) < k:
+            try:
+                ahead.append(next(source))
+            except StopIteration:
+                return
+
+    rec = {k: [] for k in ('t', 'g', 'e', 'cmd', 'target', 'clamped', 'converged',
+                           'fallback', 'mean', 'sat', 'scene', 'ebase', 'scale', 'ms')}
+    meta_events, raws = [], [] if keep_raw else None
+    pending = {}
+    in_force = None
+    white = sensor.white_level_dn
+    n = 0
+    while True:
+        fill(latency + 2 if wants_scene else 1)
+        if not ahead:
+            break
+        frame = ahead.popleft()
+        phi, meta = frame_phi(frame, sensor)
+        scene_mean = float(np.mean(phi))
+        if in_force is None:
+            if initial is None:
+                try:
+                    e0 = e_base_s(phi, sensor)
+                except Exception as err:  # noqa: BLE001 - SensorError for a black scene
+                    raise ControllerError(f'closed loop: cannot derive the initial exposure '
+                                          f'from frame 0: {err}') from err
+                t0_, g0_, _ = controller.limits.split(e0)
+                initial = ExposureSetting.from_linear(t0_, g0_)
+            in_force = controller.reset(initial)
+        if n in pending:
+            in_force = pending.pop(n)
+        raw = capture(phi, in_force.t_exp_s, in_force.gain, sensor, rng, noise=noise)
+        if wants_scene:
+            k = min(latency, len(ahead) - 1)
+            nxt = ahead[k] if k >= 0 else frame
+            controller.set_scene(frame_phi(nxt, sensor)[0])
+        features = features_fn(raw) if features_fn is not None else None
+        t_start = time.perf_counter()
+        decision = controller.step(raw, in_force, features=features)
+        ms = (time.perf_counter() - t_start) * 1e3
+        pending[n + 1 + latency] = decision.setting
+        rec['t'].append(in_force.exposure_time_us)
+        rec['g'].append(in_force.gain_db)
+        rec['e'].append(in_force.e_s)
+        rec['cmd'].append(decision.setting.e_s)
+        rec['target'].append(decision.target_e_s)
+        rec['clamped'].append(decision.clamped)
+        rec['converged'].append(decision.converged)
+        rec['fallback'].append(decision.fallback)
+        rec['mean'].append(float(raw.mean()))
+        rec['sat'].append(float(np.count_nonzero(raw >= white)) / raw.size)
+        rec['scene'].append(scene_mean)
+        rec['ebase'].append(0.5 * white / (sensor.g1_dn_per_e * scene_mean)
+                            if scene_mean > 0 else math.nan)
+        rec['scale'].append(_meta_scale(meta))
+        rec['ms'].append(ms)
+        if _meta_event(meta):
+            meta_events.append(n)
+        if keep_raw:
+            raws.append(raw)
+        n += 1
+
+    def arr(key, dtype=np.float64):
+        return np.asarray(rec[key], dtype=dtype)
+
+    return ClosedLoopResult(
+        controller=controller.name, latency_frames=int(latency), seed=int(seed),
+        white_level_dn=white, black_level_dn=float(sensor.black_level_dn),
+        exposure_time_us=arr('t'), gain_db=arr('g'), e_s=arr('e'), command_e_s=arr('cmd'),
+        target_e_s=arr('target'), clamped=arr('clamped', bool),
+        converged=arr('converged', bool), fallback=arr('fallback', bool),
+        mean_raw_dn=arr('mean'), saturated_fraction=arr('sat'), scene_mean=arr('scene'),
+        e_base_s=arr('ebase'), illumination_scale=arr('scale'), controller_ms=arr('ms'),
+        meta_events=meta_events, raws=raws)

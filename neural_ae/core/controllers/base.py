@@ -1,0 +1,642 @@
+"""
+The controller protocol and what every controller shares.
+
+A controller sees one raw frame and the :class:`ExposureSetting` that actually produced
+it, and returns a :class:`Decision`: the next setting plus flags. Subclasses only
+implement :meth:`Controller.propose` (the exposure value ``e_s = K * t_exp`` they want
+for the next frame); everything a good classical AE offers is implemented once here and
+configured by :class:`ControllerOptions`:
+
+- exposure-time and gain bounds (every command stays inside them, whatever the policy
+  or network outputs: NaN, inf or huge values included);
+- EV compensation, a deadband and a maximum step per frame (EV);
+- smoothing as a small strategy object (``'none'``, ``'ema'`` = Eq. 5, ``'adaptive'``);
+- fixed exposure time or fixed gain with the other automatic;
+- exposure priority (Eq. 6: time up to ``T_max`` first, then gain) or gain priority;
+- mains flicker avoidance (exposure time in whole multiples of 10 ms or 8.33 ms when
+  it is that long, the difference made up with gain);
+- actuation latency: the target is always computed from the setting that produced the
+  frame (``target = used_e * u``) and smoothing starts from the last *commanded*
+  exposure, so commands still in flight are not corrected twice;
+- a fallback to Average AE when a policy returns a non-finite or non-positive value;
+- a ``converged`` flag.
+
+Order of operations in :meth:`Controller.step`: propose -> fallback if non-finite ->
+EV compensation -> clip to the reachable range (this is the *target*) -> deadband ->
+smoothing -> step limit -> split into time and gain (priority, fixed values, flicker)
+-> final clamp to the bounds.
+"""
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import asdict, dataclass, field, fields
+import logging
+import math
+from typing import Optional
+
+import cv2
+from neural_ae.core.errors import ControllerError
+from neural_ae.core.sensor import load_sensor, SensorConfig, T_MAX_S
+import numpy as np
+
+LOG = logging.getLogger(__name__)
+
+FLICKER_PERIODS_S = {'off': None, '50hz': 0.010, '60hz': 1.0 / 120.0}
+"""Light from AC mains pulses at twice the mains frequency: 10 ms (50 Hz), 8.33 ms (60 Hz)."""
+PRIORITIES = ('exposure', 'gain')
+SMOOTHINGS = ('none', 'ema', 'adaptive')
+
+
+def db_to_linear(gain_db: float) -> float:
+    """Amplitude gain from decibels, ``10 ** (dB / 20)``."""
+    return 10.0 ** (gain_db / 20.0)
+
+
+def linear_to_db(gain: float) -> float:
+    """Decibels from a linear amplitude gain, ``20 log10 K``."""
+    return 20.0 * math.log10(gain)
+
+
+@dataclass(frozen=True)
+class ExposureSetting:
+    """
+    What a camera is told: exposure time [us] and analog gain [dB].
+
+    ``e_s = K * t_exp_s`` is the exposure value the controllers reason in (seconds).
+    """
+
+    exposure_time_us: float
+    gain_db: float = 0.0
+
+    @property
+    def t_exp_s(self) -> float:
+        """Exposure time [s]."""
+        return self.exposure_time_us * 1e-6
+
+    @property
+    def gain(self) -> float:
+        """Analog gain, linear (``K``)."""
+        return db_to_linear(self.gain_db)
+
+    @property
+    def e_s(self) -> float:
+        """Exposure value ``K * t_exp`` [s]."""
+        return self.t_exp_s * self.gain
+
+    @classmethod
+    def from_linear(cls, t_exp_s: float, gain: float) -> 'ExposureSetting':
+        """Build from exposure time [s] and linear gain."""
+        return cls(float(t_exp_s) * 1e6, linear_to_db(gain))
+
+    def is_valid(self) -> bool:
+        """Finite, positive exposure time, finite gain and a finite, positive ``e_s``."""
+        if not (math.isfinite(self.exposure_time_us) and self.exposure_time_us > 0
+                and math.isfinite(self.gain_db) and abs(self.gain_db) < 1000):
+            return False
+        return math.isfinite(self.e_s) and self.e_s > 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """
+    One controller step's output.
+
+    ``setting`` is the command for the next frame(s); ``target_e_s`` the exposure value
+    the controller wants to reach (after EV compensation and bounds, before smoothing,
+    deadband and step limit). Flags: ``clamped`` (the wish or the split hit a bound),
+    ``converged`` (target within ``max(converged_ev, deadband_ev)`` of the setting that
+    produced the frame), ``fallback`` (the policy's output was unusable, Average AE
+    decided). ``info`` carries diagnostics (``u``, ``raw_mean_dn``, ``mu``, reasons).
+    """
+
+    setting: ExposureSetting
+    target_e_s: float
+    clamped: bool
+    converged: bool
+    fallback: bool
+    info: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class ControllerOptions:
+    """
+    Options shared by every controller; defaults reproduce the paper (Sec. 4.3-4.4).
+
+    Bounds (``None`` = the sensor's limit):
+
+    - ``min_exposure_us`` [us]: shortest exposure time (default: sensor minimum).
+    - ``max_exposure_us`` [us]: longest exposure time; with exposure priority this is
+      Eq. 6's ``T_max`` (default 15000 us = 15 ms, the paper's value).
+    - ``min_gain_db`` [dB]: lowest analog gain (default 0 dB, ``K = 1``).
+    - ``max_gain_db`` [dB]: highest analog gain (default: sensor maximum).
+
+    Behaviour:
+
+    - ``priority``: ``'exposure'`` (Eq. 6: raise time up to ``max_exposure_us`` first,
+      then gain) or ``'gain'`` (raise gain first, keep the time short).
+    - ``fixed_exposure_us`` [us] / ``fixed_gain_db`` [dB]: hold one of them, the other
+      stays automatic (both set = manual exposure).
+    - ``ev_compensation`` [EV]: bias of the target, ``e_target *= 2 ** ev``
+      (+1 EV = twice the exposure); range [-6, 6].
+    - ``deadband_ev`` [EV]: hold the last command while the target is closer than this
+      (0 = off).
+    - ``max_step_ev`` [EV]: largest change of the command per frame (``None`` = no limit).
+    - ``flicker``: ``'off'``, ``'50hz'`` or ``'60hz'``: exposure times of at least one
+      light period (10 ms / 8.33 ms) become whole multiples of it; gain makes up the rest.
+    - ``latency_frames`` [frames]: a command issued after frame ``n`` takes effect at frame
+      ``n + 1 + latency_frames``; used to infer the setting of a frame when the caller
+      does not pass it, and by the closed-loop simulator.
+    - ``smoothing``: ``'none'``, ``'ema'`` (Eq. 5 in log space) or ``'adaptive'`` (EMA
+      whose ``mu`` shrinks for large corrections: ``mu * exp(-(dEV / adaptive_scale_ev)^2)``);
+      ``None`` = the controller's default (``'ema'`` for the networks, ``'none'`` for the
+      baselines, which carry their own update laws).
+    - ``mu``: EMA weight of the previous exposure (paper: 0.9), in [0, 1).
+    - ``adaptive_scale_ev`` [EV]: correction size at which adaptive ``mu`` drops to
+      ``mu / e``.
+    - ``m_exp``: Eq. 4 bound, network corrections lie in ``[1 / m_exp, m_exp]`` (paper: 10).
+    - ``converged_ev`` [EV]: ``converged`` when the target is this close to the setting
+      that produced the frame.
+    """
+
+    min_exposure_us: Optional[float] = None
+    max_exposure_us: Optional[float] = T_MAX_S * 1e6
+    min_gain_db: float = 0.0
+    max_gain_db: Optional[float] = None
+    priority: str = 'exposure'
+    fixed_exposure_us: Optional[float] = None
+    fixed_gain_db: Optional[float] = None
+    ev_compensation: float = 0.0
+    deadband_ev: float = 0.0
+    max_step_ev: Optional[float] = None
+    flicker: str = 'off'
+    latency_frames: int = 0
+    smoothing: Optional[str] = None
+    mu: float = 0.9
+    adaptive_scale_ev: float = 1.0
+    m_exp: float = 10.0
+    converged_ev: float = 0.1
+
+    def __post_init__(self):
+        def bad(name, rule):
+            raise ControllerError(f'ControllerOptions.{name} must be {rule}, '
+                                  f'got {getattr(self, name)!r}')
+
+        def is_num(v):
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        for name in ('min_exposure_us', 'max_exposure_us', 'fixed_exposure_us', 'max_step_ev'):
+            v = getattr(self, name)
+            if v is not None and not (is_num(v) and v > 0):
+                bad(name, 'None or a finite number > 0')
+        for name in ('min_gain_db', 'max_gain_db', 'fixed_gain_db'):
+            v = getattr(self, name)
+            if v is not None and not (is_num(v) and 0 <= v <= 60):
+                bad(name, 'None or a number in [0, 60] dB' if name != 'min_gain_db'
+                    else 'a number in [0, 60] dB')
+        if self.min_gain_db is None:
+            bad('min_gain_db', 'a number in [0, 60] dB')
+        if (self.min_exposure_us is not None and self.max_exposure_us is not None
+                and self.min_exposure_us > self.max_exposure_us):
+            raise ControllerError(f'ControllerOptions: min_exposure_us {self.min_exposure_us} '
+                                  f'> max_exposure_us {self.max_exposure_us}')
+        if self.max_gain_db is not None and self.min_gain_db > self.max_gain_db:
+            raise ControllerError(f'ControllerOptions: min_gain_db {self.min_gain_db} '
+                                  f'> max_gain_db {self.max_gain_db}')
+        if self.priority not in PRIORITIES:
+            bad('priority', f'one of {PRIORITIES}')
+        if self.flicker not in FLICKER_PERIODS_S:
+            bad('flicker', f'one of {tuple(FLICKER_PERIODS_S)}')
+        if self.smoothing is not None and self.smoothing not in SMOOTHINGS:
+            bad('smoothing', f'None or one of {SMOOTHINGS}')
+        if not (is_num(self.ev_compensation) and -6 <= self.ev_compensation <= 6):
+            bad('ev_compensation', 'a number in [-6, 6] EV')
+        if not (is_num(self.deadband_ev) and 0 <= self.deadband_ev <= 6):
+            bad('deadband_ev', 'a number in [0, 6] EV')
+        if not (isinstance(self.latency_frames, (int, np.integer))
+                and not isinstance(self.latency_frames, bool)
+                and 0 <= self.latency_frames <= 30):
+            bad('latency_frames', 'an integer in [0, 30]')
+        if not (is_num(self.mu) and 0 <= self.mu < 1):
+            bad('mu', 'a number in [0, 1)')
+        if not (is_num(self.adaptive_scale_ev) and self.adaptive_scale_ev > 0):
+            bad('adaptive_scale_ev', 'a finite number > 0')
+        if not (is_num(self.m_exp) and self.m_exp > 1):
+            bad('m_exp', 'a finite number > 1')
+        if not (is_num(self.converged_ev) and self.converged_ev > 0):
+            bad('converged_ev', 'a finite number > 0')
+
+    @classmethod
+    def from_dict(cls, data: Optional[dict]) -> 'ControllerOptions':
+        """Build from a mapping (e.g. node parameters); unknown keys are an error."""
+        data = dict(data or {})
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ControllerError(f'unknown controller option(s) {unknown}; '
+                                  f'known: {sorted(names)}')
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        """Plain dict of the options."""
+        return asdict(self)
+
+    def resolve(self, sensor: SensorConfig) -> 'Limits':
+        """Bounds in SI units against ``sensor``; out-of-range values -> ControllerError."""
+        t_lo = (sensor.min_exposure_s if self.min_exposure_us is None
+                else self.min_exposure_us * 1e-6)
+        t_hi = (sensor.max_exposure_s if self.max_exposure_us is None
+                else self.max_exposure_us * 1e-6)
+        g_hi_db = sensor.max_gain_db if self.max_gain_db is None else self.max_gain_db
+        tol = 1e-9
+        if t_lo < sensor.min_exposure_s * (1 - tol) or t_hi > sensor.max_exposure_s * (1 + tol):
+            raise ControllerError(f'exposure bounds [{t_lo * 1e6:g}, {t_hi * 1e6:g}] us outside '
+                                  f'sensor {sensor.name} range [{sensor.min_exposure_us:g}, '
+                                  f'{sensor.max_exposure_us:g}] us')
+        if t_lo > t_hi:
+            raise ControllerError(f'min exposure {t_lo * 1e6:g} us > max exposure '
+                                  f'{t_hi * 1e6:g} us (sensor {sensor.name})')
+        if g_hi_db > sensor.max_gain_db + tol or self.min_gain_db > g_hi_db:
+            raise ControllerError(f'gain bounds [{self.min_gain_db:g}, {g_hi_db:g}] dB outside '
+                                  f'sensor {sensor.name} range [0, {sensor.max_gain_db:g}] dB')
+        fixed_t = None if self.fixed_exposure_us is None else self.fixed_exposure_us * 1e-6
+        if fixed_t is not None and not t_lo * (1 - tol) <= fixed_t <= t_hi * (1 + tol):
+            raise ControllerError(f'fixed_exposure_us {self.fixed_exposure_us:g} outside '
+                                  f'[{t_lo * 1e6:g}, {t_hi * 1e6:g}] us')
+        fixed_g = None
+        if self.fixed_gain_db is not None:
+            if not self.min_gain_db - tol <= self.fixed_gain_db <= g_hi_db + tol:
+                raise ControllerError(f'fixed_gain_db {self.fixed_gain_db:g} outside '
+                                      f'[{self.min_gain_db:g}, {g_hi_db:g}] dB')
+            fixed_g = db_to_linear(self.fixed_gain_db)
+        return Limits(t_lo, t_hi, db_to_linear(self.min_gain_db), db_to_linear(g_hi_db),
+                      self.priority, fixed_t, fixed_g, FLICKER_PERIODS_S[self.flicker])
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resolved bounds (SI units) and the exposure-value split that honours them."""
+
+    t_lo_s: float
+    t_hi_s: float
+    g_lo: float
+    g_hi: float
+    priority: str = 'exposure'
+    fixed_t_s: Optional[float] = None
+    fixed_g: Optional[float] = None
+    flicker_period_s: Optional[float] = None
+
+    def e_bounds(self) -> tuple:
+        """Smallest and largest exposure value ``K t`` [s] these limits can deliver."""
+        if self.fixed_t_s is not None:
+            t_lo = t_hi = self.fixed_t_s
+        else:
+            t_lo, t_hi = self.t_lo_s, self.t_hi_s
+            period = self.flicker_period_s
+            if period is not None and t_hi >= period:
+                t_hi = math.floor(t_hi / period + 1e-9) * period
+        g_lo, g_hi = (self.fixed_g,) * 2 if self.fixed_g is not None else (self.g_lo, self.g_hi)
+        return t_lo * g_lo, t_hi * g_hi
+
+    def clamp_setting(self, t_s: float, g: float) -> tuple:
+        """Force ``(t, K)`` into the bounds (non-finite values -> the lower bounds)."""
+        t = t_s if math.isfinite(t_s) else self.t_lo_s
+        g = g if math.isfinite(g) else self.g_lo
+        if self.fixed_t_s is not None:
+            t = self.fixed_t_s
+        if self.fixed_g is not None:
+            g = self.fixed_g
+        return min(max(t, self.t_lo_s), self.t_hi_s), min(max(g, self.g_lo), self.g_hi)
+
+    def split(self, e_s: float) -> tuple:
+        """
+        Split exposure value ``e_s`` [s] into ``(t_exp_s, K, clamped)``.
+
+        Exposure priority is Eq. 6 with ``T_max = t_hi``; gain priority raises ``K``
+        first. Fixed values win; flicker avoidance then rounds ``t`` down to whole light
+        periods (up if the gain cannot make up the difference) and compensates with ``K``.
+        ``clamped`` says the delivered ``K t`` differs from ``e_s``.
+        """
+        e_lo, e_hi = self.e_bounds()
+        e = e_s if (math.isfinite(e_s) and e_s > 0) else e_lo
+        e = min(max(e, e_lo), e_hi)
+        if self.fixed_t_s is not None and self.fixed_g is not None:
+            t, g = self.fixed_t_s, self.fixed_g
+        elif self.fixed_t_s is not None:
+            t, g = self.fixed_t_s, e / self.fixed_t_s
+        elif self.fixed_g is not None:
+            t, g = e / self.fixed_g, self.fixed_g
+        elif self.priority == 'exposure':
+            t = min(max(e / self.g_lo, self.t_lo_s), self.t_hi_s)
+            g = e / t
+        else:
+            g = min(max(e / self.t_lo_s, self.g_lo), self.g_hi)
+            t = e / g
+        t, g = self.clamp_setting(t, g)
+        period = self.flicker_period_s
+        if period is not None and self.fixed_t_s is None and t >= period * (1 - 1e-9):
+            t, g = self._avoid_flicker(e, t, period)
+        t, g = self.clamp_setting(t, g)
+        clamped = (not math.isfinite(e_s) or e_s <= 0
+                   or abs(math.log(t * g / e_s)) > 1e-6)
+        return t, g, clamped
+
+    def _avoid_flicker(self, e: float, t: float, period: float) -> tuple:
+        n = math.floor(t / period + 1e-9)
+        if self.fixed_g is not None:
+            # Gain is held: take the nearest whole number of periods inside the bounds.
+            cands = [k * period for k in (n, n + 1) if self.t_lo_s <= k * period <= self.t_hi_s]
+            t_new = min(cands, key=lambda c: abs(math.log(c / t))) if cands else t
+            return t_new, self.fixed_g
+        t_new = n * period
+        g_new = e / t_new
+        if g_new > self.g_hi and (n + 1) * period <= self.t_hi_s * (1 + 1e-12):
+            t_new = (n + 1) * period
+            g_new = e / t_new
+        return t_new, g_new
+
+
+# --------------------------------------------------------------------------- smoothing
+
+
+class Smoothing(ABC):
+    """
+    How the next command moves from the last commanded exposure towards the target.
+
+    ``__call__(last_e_s, target_e_s) -> (new_e_s, mu_used)``; stateless, so one instance
+    may serve many frames. Issue 5 adds strategies here.
+    """
+
+    name = 'base'
+
+    @abstractmethod
+    def __call__(self, last_e_s: float, target_e_s: float) -> tuple:
+        """Return ``(new_e_s, mu)``."""
+
+
+class NoSmoothing(Smoothing):
+    """Jump to the target (``mu = 0``): the baselines' own update laws."""
+
+    name = 'none'
+
+    def __call__(self, last_e_s: float, target_e_s: float) -> tuple:
+        """Return the target unchanged."""
+        return target_e_s, 0.0
+
+
+class EmaSmoothing(Smoothing):
+    """
+    Eq. 5 in log space: ``log e_new = mu log e_last + (1 - mu) log e_target``.
+
+    With no latency and no clamping this is the paper's ``e_t = e_{t-1} u_t ** (1 - mu)``.
+    """
+
+    name = 'ema'
+
+    def __init__(self, mu: float = 0.9):
+        self.mu = float(mu)
+
+    def __call__(self, last_e_s: float, target_e_s: float) -> tuple:
+        """Geometric interpolation with weight ``mu`` on the last command."""
+        return _geo(last_e_s, target_e_s, self.mu), self.mu
+
+
+class AdaptiveSmoothing(Smoothing):
+    """
+    EMA whose weight shrinks for large corrections: fast on big steps, calm in steady state.
+
+    ``mu_eff = mu * exp(-(|log2(target / last)| / scale_ev) ** 2)``: a 0.1 EV correction
+    keeps ``mu_eff ~ 0.99 mu``, 1 EV gives ``0.37 mu``, 2 EV ``0.02 mu``.
+    """
+
+    name = 'adaptive'
+
+    def __init__(self, mu: float = 0.9, scale_ev: float = 1.0):
+        self.mu = float(mu)
+        self.scale_ev = float(scale_ev)
+
+    def __call__(self, last_e_s: float, target_e_s: float) -> tuple:
+        """Geometric interpolation with the adapted weight."""
+        d_ev = abs(math.log2(target_e_s / last_e_s))
+        mu = self.mu * math.exp(-(d_ev / self.scale_ev) ** 2)
+        return _geo(last_e_s, target_e_s, mu), mu
+
+
+def _geo(a: float, b: float, mu: float) -> float:
+    return math.exp(mu * math.log(a) + (1.0 - mu) * math.log(b))
+
+
+def make_smoothing(name: str, mu: float = 0.9, scale_ev: float = 1.0) -> Smoothing:
+    """Smoothing strategy by name: ``'none'``, ``'ema'`` or ``'adaptive'``."""
+    if name == 'none':
+        return NoSmoothing()
+    if name == 'ema':
+        return EmaSmoothing(mu)
+    if name == 'adaptive':
+        return AdaptiveSmoothing(mu, scale_ev)
+    raise ControllerError(f'unknown smoothing {name!r}; expected one of {SMOOTHINGS}')
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def check_raw(raw) -> np.ndarray:
+    """Validate a raw frame: a non-empty 2-D integer or float array [DN]."""
+    if not isinstance(raw, np.ndarray) or raw.ndim != 2 or raw.size == 0:
+        raise ControllerError(f'controller expects a raw (H, W) array, got '
+                              f'{getattr(raw, "shape", type(raw).__name__)}')
+    if not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
+        raise ControllerError(f'raw frame must be integer or float, got dtype {raw.dtype}')
+    return raw
+
+
+def raw_mean_dn(raw: np.ndarray) -> float:
+    """Mean raw value over all pixels [DN] (fast path through OpenCV; NaN-safe)."""
+    if raw.dtype in (np.uint8, np.uint16, np.float32) and min(raw.shape) > 0:
+        mean = float(cv2.mean(np.ascontiguousarray(raw))[0])
+    else:
+        mean = float(np.mean(raw, dtype=np.float64))
+    return mean if math.isfinite(mean) else 0.0
+
+
+def average_ae_factor(raw: np.ndarray, sensor: SensorConfig, level: float = 0.5) -> tuple:
+    """
+    Average AE (paper Sec. 6.1): the factor ``level * M_white / I_mean`` and ``I_mean``.
+
+    The black level is subtracted from both (the paper's sensor has none), so the
+    settled mean raw value is ``black + level * (M_white - black)``; the signal is floored
+    at 0.5 DN so an all-black frame asks for a large (then clamped) increase.
+    """
+    mean = raw_mean_dn(raw)
+    black = sensor.black_level_dn
+    signal = max(mean - black, 0.5)
+    return level * (sensor.white_level_dn - black) / signal, mean
+
+
+# --------------------------------------------------------------------------- controller
+
+
+class Controller(ABC):
+    """
+    Base of every exposure controller (see the module docstring for the shared options).
+
+    Subclasses set ``name`` and ``default_smoothing`` and implement :meth:`propose`.
+    ``follows_scene = False`` (fixed, oracle) skips EV compensation, deadband and
+    smoothing. The last raw frame stays available as ``last_raw`` together with
+    ``sensor.bayer_pattern`` (for policies that want an RGB rendering).
+    """
+
+    name = 'base'
+    default_smoothing = 'none'
+    follows_scene = True
+
+    def __init__(self, options: Optional[ControllerOptions] = None,
+                 sensor: Optional[SensorConfig] = None):
+        if options is not None and not isinstance(options, ControllerOptions):
+            raise ControllerError(f'options must be ControllerOptions, got '
+                                  f'{type(options).__name__}')
+        self.options = options or ControllerOptions()
+        self.sensor = sensor or load_sensor('imx249')
+        self.limits = self.options.resolve(self.sensor)
+        self.smoothing = make_smoothing(self.options.smoothing or self.default_smoothing,
+                                        self.options.mu, self.options.adaptive_scale_ev)
+        self._last: Optional[ExposureSetting] = None
+        self._commands: deque = deque(maxlen=self.options.latency_frames + 1)
+        self.last_raw: Optional[np.ndarray] = None
+        self.last_decision: Optional[Decision] = None
+        self.frame_index = 0
+
+    # -- state
+
+    def default_initial(self) -> ExposureSetting:
+        """Geometric middle of the reachable exposure range (used if never reset)."""
+        e_lo, e_hi = self.limits.e_bounds()
+        t, g, _ = self.limits.split(math.sqrt(e_lo * e_hi))
+        return ExposureSetting.from_linear(t, g)
+
+    def reset(self, initial: Optional[ExposureSetting] = None) -> ExposureSetting:
+        """
+        Forget all state; ``initial`` is the setting in force now (clamped to the bounds).
+
+        Returns the clamped setting, which the camera should be given.
+        """
+        if initial is None:
+            initial = self.default_initial()
+        initial = self._check_setting(initial, 'initial')
+        t, g, _ = self.limits.split(initial.e_s)
+        if self.limits.fixed_t_s is None and self.limits.fixed_g is None and \
+                self.limits.flicker_period_s is None:
+            # Keep the caller's time/gain split when it is inside the bounds.
+            t, g = self.limits.clamp_setting(initial.t_exp_s, initial.gain)
+        setting = ExposureSetting.from_linear(t, g)
+        self._last = setting
+        self._commands.clear()
+        self._commands.extend([setting] * (self.options.latency_frames + 1))
+        self.last_raw = None
+        self.last_decision = None
+        self.frame_index = 0
+        self._reset_state()
+        return setting
+
+    def _reset_state(self) -> None:
+        """Subclass hook: clear policy state."""
+
+    @property
+    def last_command(self) -> Optional[ExposureSetting]:
+        """Return the most recent command (or the initial setting)."""
+        return self._last
+
+    # -- policy
+
+    @abstractmethod
+    def propose(self, raw: np.ndarray, used: ExposureSetting, features, info: dict) -> float:
+        """
+        Exposure value [s] the policy wants for the next frame.
+
+        ``used`` produced ``raw``; return e.g. ``used.e_s * u``. Return NaN (or any
+        non-finite / non-positive value) to trigger the Average AE fallback. Write
+        diagnostics into ``info``.
+        """
+
+    # -- step
+
+    def step(self, raw: np.ndarray, used: Optional[ExposureSetting] = None,
+             features=None) -> Decision:
+        """
+        Process one frame and decide the next setting.
+
+        ``used`` is the setting that produced ``raw``; when ``None`` it is inferred from
+        this controller's own commands and ``options.latency_frames``. ``features`` are
+        backbone features for the semantic branch (ignored by other controllers).
+        """
+        raw = check_raw(raw)
+        if self._last is None:
+            self.reset(used)
+        inferred = used is None
+        used = self._commands[0] if inferred else self._check_setting(used, 'used')
+        self.last_raw = raw
+        opts = self.options
+        info = {'used_inferred': inferred}
+        fallback = False
+        try:
+            desired = float(self.propose(raw, used, features, info))
+        except (OverflowError, ZeroDivisionError, FloatingPointError) as err:
+            desired = math.nan
+            info['propose_error'] = str(err)
+        if not (math.isfinite(desired) and desired > 0):
+            fallback = True
+            factor, _ = average_ae_factor(raw, self.sensor)
+            info['fallback_reason'] = f'{self.name} proposed {desired!r}; Average AE used'
+            LOG.debug('%s: %s', self.name, info['fallback_reason'])
+            desired = used.e_s * factor
+        if self.follows_scene and opts.ev_compensation:
+            desired *= 2.0 ** opts.ev_compensation
+        e_lo, e_hi = self.limits.e_bounds()
+        target = min(max(desired, e_lo), e_hi) if math.isfinite(desired) else e_hi
+        clamped = abs(math.log(target / desired)) > 1e-6 if math.isfinite(desired) else True
+        last_e = self._last.e_s
+        if not (math.isfinite(last_e) and last_e > 0):
+            last_e = target
+        new = target
+        mu = 0.0
+        in_deadband = False
+        if self.follows_scene:
+            if opts.deadband_ev > 0 and abs(math.log2(target / last_e)) < opts.deadband_ev:
+                new, in_deadband = last_e, True
+            else:
+                new, mu = self.smoothing(last_e, target)
+        step_limited = False
+        if opts.max_step_ev is not None:
+            d_ev = math.log2(new / last_e)
+            if abs(d_ev) > opts.max_step_ev:
+                new = last_e * 2.0 ** math.copysign(opts.max_step_ev, d_ev)
+                step_limited = True
+        new = min(max(new, e_lo), e_hi)
+        t, g, split_clamped = self.limits.split(new)
+        setting = ExposureSetting.from_linear(t, g)
+        clamped = clamped or (split_clamped and abs(math.log(t * g / new)) > 1e-6)
+        tol = max(opts.converged_ev, opts.deadband_ev)
+        converged = abs(math.log2(target / used.e_s)) <= tol if used.e_s > 0 else False
+        info.update(desired_e_s=desired, mu=mu, deadband=in_deadband,
+                    step_limited=step_limited, error_ev=math.log2(target / used.e_s))
+        self._last = setting
+        self._commands.append(setting)
+        self.frame_index += 1
+        decision = Decision(setting, target, bool(clamped), bool(converged), fallback, info)
+        self.last_decision = decision
+        return decision
+
+    def _check_setting(self, setting, what: str) -> ExposureSetting:
+        if not isinstance(setting, ExposureSetting):
+            raise ControllerError(f'{what} must be an ExposureSetting, got '
+                                  f'{type(setting).__name__}')
+        if not setting.is_valid():
+            raise ControllerError(f'{what} setting must have a finite exposure time > 0 and '
+                                  f'a finite gain, got {setting}')
+        return setting
+
+    def describe(self) -> dict:
+        """Name, smoothing and options (for logs, diagnostics and reports)."""
+        return {'controller': self.name, 'smoothing': self.smoothing.name,
+                'options': self.options.to_dict()}

@@ -1,0 +1,168 @@
+"""
+Neural exposure controllers: Histogram NN, Semantic NN and Hybrid NN (paper Sec. 4).
+
+Per frame: multi-scale histogram of the raw frame (Sec. 4.1) and/or the detector
+backbone's 128-channel features (Sec. 4.2, passed to :meth:`Controller.step` as
+``features``) -> :class:`~neural_ae.core.models.exposure_nets.ExposureNet` -> ``u`` in
+``[1 / M_exp, M_exp]`` (Eq. 4) -> target ``e_used * u`` -> the shared base applies
+smoothing (Eq. 5, ``mu = 0.9`` by default), limits and the split (Eq. 6). A non-finite
+``u`` (a broken or diverged model) triggers the base's Average AE fallback; a finite
+``u`` outside ``[1 / M_exp, M_exp]`` (only possible with a foreign model) is clipped and
+reported in ``info['u_clipped']``.
+"""
+import logging
+import math
+from pathlib import Path
+from typing import Optional, Union
+
+from neural_ae.core.controllers.base import Controller, ControllerOptions
+from neural_ae.core.errors import ControllerError, HistogramError, ModelError
+from neural_ae.core.sensor import SensorConfig
+import numpy as np
+import torch
+from torch import nn
+
+LOG = logging.getLogger(__name__)
+
+MODES = {'histogram_nn': 'histogram', 'semantic_nn': 'semantic', 'hybrid_nn': 'hybrid'}
+"""Controller name -> :class:`ExposureNet` mode."""
+
+
+def load_exposure_model(model: Union[None, str, Path, nn.Module], mode: str,
+                        m_exp: float = 10.0, seed: Optional[int] = 0) -> nn.Module:
+    """
+    Return an exposure network in eval mode.
+
+    ``model`` is an ``nn.Module`` (used as is), ``None`` (a fresh, untrained
+    ``ExposureNet(mode, m_exp)`` initialised from ``seed`` without touching the global
+    torch RNG) or a checkpoint path. A checkpoint is read with ``weights_only=True``
+    (no arbitrary pickles) and may be a plain state dict or a dict holding one under
+    ``'state_dict'`` or ``'model'`` (optionally with ``'mode'`` / ``'m_exp'``, at the top
+    level or under ``'config'``).
+    """
+    if isinstance(model, nn.Module):
+        return model.eval()
+    from neural_ae.core.models.exposure_nets import ExposureNet
+
+    if model is None:
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            net = ExposureNet(mode=mode, m_exp=m_exp)
+        return net.eval()
+    path = Path(model)
+    if not path.is_file():
+        raise ModelError(f'exposure model checkpoint not found: {path}')
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
+        raise ModelError(f'cannot read exposure model checkpoint {path}: {err}') from err
+    if not isinstance(ckpt, dict):
+        raise ModelError(f'checkpoint {path} holds {type(ckpt).__name__}, expected a dict')
+    config = ckpt.get('config') if isinstance(ckpt.get('config'), dict) else {}
+    state = ckpt.get('state_dict', ckpt.get('model', ckpt))
+    ck_mode = ckpt.get('mode', config.get('mode', mode))
+    ck_m_exp = float(ckpt.get('m_exp', config.get('m_exp', m_exp)))
+    if ck_mode != mode:
+        raise ModelError(f'checkpoint {path} is a {ck_mode!r} model, controller needs {mode!r}')
+    net = ExposureNet(mode=mode, m_exp=ck_m_exp)
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError, KeyError) as err:
+        raise ModelError(f'checkpoint {path} does not match ExposureNet({mode!r}): '
+                         f'{str(err).splitlines()[0]}') from err
+    return net.eval()
+
+
+def features_tensor(features, device='cpu') -> torch.Tensor:
+    """Backbone features ``(128, h, w)`` or ``(1, 128, h, w)`` (numpy or torch) -> tensor."""
+    if isinstance(features, np.ndarray):
+        features = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    if not torch.is_tensor(features):
+        raise ControllerError(f'features must be a tensor or array (1, 128, h, w), got '
+                              f'{type(features).__name__}')
+    if features.dim() == 3:
+        features = features.unsqueeze(0)
+    if features.dim() != 4 or features.shape[0] != 1:
+        raise ControllerError(f'features must have shape (128, h, w) or (1, 128, h, w), got '
+                              f'{tuple(features.shape)}')
+    return features.to(device=device, dtype=torch.float32)
+
+
+class NeuralController(Controller):
+    """
+    Histogram NN / Semantic NN / Hybrid NN controller around an exposure network.
+
+    ``name`` is one of ``'histogram_nn'``, ``'semantic_nn'``, ``'hybrid_nn'``. ``model``:
+    see :func:`load_exposure_model`; any module with ``forward(hist, features) -> u (B,)``
+    works (e.g. a test double). The semantic and hybrid controllers need ``features`` at
+    every :meth:`step` (the detector's ``layer2`` output of the same frame).
+    """
+
+    default_smoothing = 'ema'
+
+    def __init__(self, name: str = 'hybrid_nn', options: Optional[ControllerOptions] = None,
+                 sensor: Optional[SensorConfig] = None,
+                 model: Union[None, str, Path, nn.Module] = None, device: str = 'cpu',
+                 seed: Optional[int] = 0):
+        if name not in MODES:
+            raise ControllerError(f'neural controller must be one of {tuple(MODES)}, '
+                                  f'got {name!r}')
+        super().__init__(options, sensor)
+        self.name = name
+        self.mode = MODES[name]
+        self.device = torch.device(device)
+        self.model = load_exposure_model(model, self.mode, self.options.m_exp, seed)
+        self.model.to(self.device)
+        self.m_exp = float(getattr(self.model, 'm_exp', self.options.m_exp))
+
+    @property
+    def needs_features(self) -> bool:
+        """Whether :meth:`step` needs backbone ``features``."""
+        return self.mode in ('semantic', 'hybrid')
+
+    def histogram(self, raw: np.ndarray) -> np.ndarray:
+        """Multi-scale histogram ``(256, 59)`` of ``raw`` (float input rounded, clipped)."""
+        from neural_ae.core.histograms import multiscale_histogram
+
+        if not np.issubdtype(raw.dtype, np.integer):
+            raw = np.clip(np.rint(np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)),
+                          0, self.sensor.white_level_dn).astype(np.uint16)
+        try:
+            return multiscale_histogram(raw, bit_depth=self.sensor.bit_depth,
+                                        pattern=self.sensor.bayer_pattern)
+        except HistogramError as err:
+            raise ControllerError(f'{self.name}: cannot histogram raw frame {raw.shape} '
+                                  f'{raw.dtype}: {err}') from err
+
+    def predict_u(self, raw: np.ndarray, features=None) -> float:
+        """Return the network's exposure change ``u`` for this frame (may be non-finite)."""
+        hist = None
+        if self.mode in ('histogram', 'hybrid'):
+            hist = torch.from_numpy(self.histogram(raw))[None].to(self.device)
+        feats = None
+        if self.needs_features:
+            if features is None:
+                raise ControllerError(f'{self.name} needs backbone features (1, 128, H/8, W/8) '
+                                      f'at every step; got None')
+            feats = features_tensor(features, self.device)
+        try:
+            with torch.no_grad():
+                out = self.model(hist, feats)
+        except ModelError as err:
+            raise ControllerError(f'{self.name}: exposure network rejected its input: '
+                                  f'{err}') from err
+        out = torch.as_tensor(out).detach().reshape(-1)
+        if out.numel() < 1:
+            return math.nan
+        return float(out[0].to(torch.float64).cpu())
+
+    def propose(self, raw, used, features, info) -> float:
+        """``e_used * clip(u, 1 / M_exp, M_exp)``; NaN when ``u`` is not finite and > 0."""
+        u = self.predict_u(raw, features)
+        info['u'] = u
+        if not (math.isfinite(u) and u > 0):
+            return math.nan
+        u_c = min(max(u, 1.0 / self.m_exp), self.m_exp)
+        info['u_clipped'] = u_c != u
+        return used.e_s * u_c

@@ -1,0 +1,167 @@
+"""
+Temporal metrics of a closed-loop run: convergence, overshoot, oscillation, flicker.
+
+All exposure quantities are in EV (``log2`` of the exposure value ``e_s = K t_exp`` in
+force for each frame, i.e. the one that produced it, so actuation latency counts).
+
+**Events** (illumination steps) come from the scenes' meta: frames flagged ``event``, or
+else frames where ``illumination_scale`` changes by more than ``threshold_ev``; without
+meta they are detected where ``log2`` of the scene's mean irradiance changes by more than
+``threshold_ev`` from one frame to the next. Flagged frames closer than ``min_gap`` are
+merged into one event (a ramp) that starts at its first frame.
+
+**Segment** of an event: from the event's first frame to the frame before the next
+event (or the end of the sequence). The first segment, from frame 0 to the first event,
+is the *initial* segment (used for flicker and offset, not for convergence).
+
+**Settled exposure** of a segment: median of ``e_s`` over its last ``settle_frames``
+frames (at most half the segment).
+
+Per event:
+
+- ``frames_to_converge``: frames from the event until ``e_s`` enters, and then stays
+  within, ``converge_ev`` (default 1/3 EV) of the settled exposure; ``None`` if it never
+  does before the segment ends (the segment is too short to tell).
+- ``overshoot_ev``: how far ``e_s`` goes beyond the settled value in the direction of
+  motion (from the exposure in force at the event towards the settled one), max over the
+  segment, 0 when it never passes it or did not need to move (less than ``converge_ev``).
+- ``oscillations``: number of sign changes of the EV error ``log2(e_s / settled)`` over
+  the segment, counting only frames where ``|error| > osc_threshold_ev`` (default 0.1 EV).
+- ``flicker_ev``: steady-state flicker, the standard deviation of ``log2 e_s`` over the
+  settled frames (from convergence to the segment end; the last ``settle_frames`` frames
+  when it did not converge).
+- ``settled_offset_ev``: ``log2(settled / e_base)``, how far the settled exposure is from
+  the one that puts the scene's mean raw signal at half the white level (the scene's
+  mid-grey exposure, taken at the segment's last frame); positive = brighter.
+
+Whole run:
+
+- ``saturated_time``: fraction of frames with more than ``saturated_pixels`` (default 5 %)
+  of their pixels at the white level;
+- ``mean_saturated_fraction``: mean over frames of the fraction of saturated pixels.
+"""
+import math
+from typing import Optional
+
+from neural_ae.core.closed_loop import ClosedLoopResult
+import numpy as np
+
+
+def _merge(flags: list, min_gap: int) -> list:
+    events = []
+    for f in sorted({int(x) for x in flags}):
+        if events and f - events[-1][1] <= min_gap:
+            events[-1][1] = f
+        else:
+            events.append([f, f])
+    return [tuple(e) for e in events]
+
+
+def find_events(result: ClosedLoopResult, threshold_ev: float = 0.25,
+                min_gap: int = 3) -> list:
+    """
+    Illumination events as ``(first_frame, last_frame)`` pairs (see the module docstring).
+
+    Frame 0 is never an event.
+    """
+    if result.meta_events:
+        flags = [f for f in result.meta_events if f > 0]
+        return _merge(flags, min_gap)
+    scale = result.illumination_scale
+    if scale.size > 1 and np.all(np.isfinite(scale)):
+        d = np.abs(np.diff(np.log2(scale)))
+        return _merge(list(np.nonzero(d > threshold_ev)[0] + 1), min_gap)
+    mean = np.maximum(result.scene_mean, 1e-30)
+    d = np.abs(np.diff(np.log2(mean)))
+    return _merge(list(np.nonzero(d > threshold_ev)[0] + 1), min_gap)
+
+
+def settled_exposure(e_s: np.ndarray, start: int, stop: int, settle_frames: int = 10) -> float:
+    """Median of ``e_s[start:stop]`` over its last ``settle_frames`` frames (<= half)."""
+    n = stop - start
+    k = max(1, min(settle_frames, n // 2 if n >= 2 else 1))
+    return float(np.median(e_s[stop - k:stop]))
+
+
+def segment_metrics(result: ClosedLoopResult, start: int, stop: int,
+                    converge_ev: float = 1.0 / 3.0, settle_frames: int = 10,
+                    osc_threshold_ev: float = 0.1) -> dict:
+    """Metrics of the segment ``[start, stop)`` that begins with an event at ``start``."""
+    e = result.e_s
+    settled = settled_exposure(e, start, stop, settle_frames)
+    err = np.log2(e[start:stop] / settled)
+    outside = np.nonzero(np.abs(err) > converge_ev)[0]
+    if outside.size == 0:
+        conv: Optional[int] = 0
+    elif outside[-1] + 1 < len(err):
+        conv = int(outside[-1] + 1)
+    else:
+        conv = None
+    move = math.log2(settled / e[start])
+    if abs(move) < converge_ev:
+        overshoot = 0.0
+    else:
+        overshoot = float(max(0.0, np.max(np.sign(move) * err)))
+    signs = np.sign(err[np.abs(err) > osc_threshold_ev])
+    oscillations = int(np.count_nonzero(signs[1:] != signs[:-1])) if signs.size > 1 else 0
+    if conv is not None:
+        steady = np.log2(e[start + conv:stop])
+    else:
+        k = max(1, min(settle_frames, stop - start))
+        steady = np.log2(e[stop - k:stop])
+    flicker = float(np.std(steady)) if steady.size > 1 else 0.0
+    e_base = result.e_base_s[stop - 1]
+    offset = math.log2(settled / e_base) if math.isfinite(e_base) and e_base > 0 else math.nan
+    return {'start': int(start), 'stop': int(stop), 'settled_e_s': settled,
+            'step_ev': float(move), 'frames_to_converge': conv, 'overshoot_ev': overshoot,
+            'oscillations': oscillations, 'flicker_ev': flicker, 'settled_offset_ev': offset}
+
+
+def temporal_metrics(result: ClosedLoopResult, converge_ev: float = 1.0 / 3.0,
+                     settle_frames: int = 10, osc_threshold_ev: float = 0.1,
+                     saturated_pixels: float = 0.05, events: Optional[list] = None,
+                     threshold_ev: float = 0.25) -> dict:
+    """
+    All metrics of a run: ``{'events': [...], 'initial': {...}, 'summary': {...}}``.
+
+    ``events``: ``(first, last)`` frame pairs (default :func:`find_events`). The summary
+    holds, over the events: ``frames_to_converge`` (worst event; ``None`` if one never
+    converged), ``overshoot_ev`` (max), ``oscillations`` (sum); over all segments:
+    ``flicker_ev`` (mean) and ``settled_offset_ev`` (mean of absolute values); over the
+    run: ``saturated_time``, ``mean_saturated_fraction``, ``fallback_frames``,
+    ``controller_ms_median`` / ``_p90``.
+    """
+    n = result.n_frames
+    if events is None:
+        events = find_events(result, threshold_ev)
+    starts = [s for s, _ in events if 0 < s < n]
+    bounds = [0] + starts + [n]
+    segments = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b > a:
+            segments.append(segment_metrics(result, a, b, converge_ev, settle_frames,
+                                            osc_threshold_ev))
+    initial = segments[0] if segments and (not starts or starts[0] > 0) else None
+    per_event = segments[1:] if initial is not None else segments
+    conv = [s['frames_to_converge'] for s in per_event]
+    sat = result.saturated_fraction
+    timing = result.timing()
+    summary = {
+        'n_events': len(per_event),
+        'frames_to_converge': (None if any(c is None for c in conv)
+                               else (max(conv) if conv else 0)),
+        'overshoot_ev': max((s['overshoot_ev'] for s in per_event), default=0.0),
+        'oscillations': int(sum(s['oscillations'] for s in per_event)),
+        'flicker_ev': float(np.mean([s['flicker_ev'] for s in segments])) if segments else 0.0,
+        'settled_offset_ev': (float(np.nanmean([abs(s['settled_offset_ev'])
+                                                for s in segments])) if segments else math.nan),
+        'saturated_time': float(np.mean(sat > saturated_pixels)) if n else 0.0,
+        'mean_saturated_fraction': float(np.mean(sat)) if n else 0.0,
+        'fallback_frames': int(np.count_nonzero(result.fallback)),
+        'controller_ms_median': timing['median_ms'],
+        'controller_ms_p90': timing['p90_ms'],
+    }
+    return {'events': per_event, 'initial': initial, 'summary': summary,
+            'definitions': {'converge_ev': converge_ev, 'settle_frames': settle_frames,
+                            'osc_threshold_ev': osc_threshold_ev,
+                            'saturated_pixels': saturated_pixels}}
