@@ -44,9 +44,3 @@ def render_raw(raw: np.ndarray, black_level_dn: float = 64.0, white_level_dn: fl
     rgb *= np.asarray(wb, dtype=np.float32)
     return (srgb_encode(rgb) * 255.0 + 0.5).astype(np.uint8)
 
-
-def tonemap_radiance(radiance: np.ndarray, percentile: float = 99.0) -> np.ndarray:
-    """Global log tone map of linear HDR radiance ``(H, W, 3)`` to uint8 for previews."""
-    lum = np.log1p(np.maximum(radiance, 0) / max(np.percentile(radiance, 50), 1e-9))
-    top = max(np.percentile(lum, percentile), 1e-9)
-    return (srgb_encode(np.clip(lum / top, 0, 1) ** 2.2) * 255 + 0.5).astype(np.uint8)

@@ -263,13 +263,21 @@ def split_exposure_torch(e_s: torch.Tensor, sensor: SensorConfig,
     return t_exp, gain
 
 
-def e_base_s(phi: np.ndarray, sensor: SensorConfig, target_fraction: float = 0.5) -> float:
+def e_base_s(phi: np.ndarray, sensor: SensorConfig, target_fraction: float = 0.5,
+             clip_percentile: Optional[float] = 99.0) -> float:
     """
     Return the base exposure value, which puts the mean raw signal at half the white level.
 
     ``e_base = 0.5 M_white / (g1 mean(phi))`` (spec, Sec. 5.3 of the paper), in seconds.
+    ``phi`` is first clipped at its ``clip_percentile`` percentile (``None``: no clip), so a
+    sun disc or a headlight covering less than 1 % of the frame does not set the base
+    exposure; the paper's HDR camera saturates on such sources by itself, our procedural
+    scenes do not (project decision, README design notes).
     """
-    mean = float(np.mean(phi))
+    phi = np.asarray(phi, dtype=np.float64)
+    if clip_percentile is not None and phi.size:
+        phi = np.minimum(phi, np.percentile(phi, clip_percentile))
+    mean = float(np.mean(phi)) if phi.size else float('nan')
     if not math.isfinite(mean) or mean <= 0:
         raise SensorError(f'e_base needs a positive finite mean irradiance, got {mean}')
     return target_fraction * sensor.white_level_dn / (sensor.g1_dn_per_e * mean)
