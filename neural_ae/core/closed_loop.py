@@ -10,9 +10,10 @@ drawn from ``numpy.random.default_rng(seed)``; the controllers are deterministic
 
 Frames are :class:`~neural_ae.core.scenes.Scene`-like objects (``.radiance`` ``(H, W, 3)``
 in e-/s, optional ``.meta`` dict) or bare arrays (``(H, W, 3)`` radiance or ``(H, W)``
-Bayer irradiance). Per-frame illumination changes are read from ``meta`` (keys
-``illumination_scale`` and/or ``event``) when present; see
-:mod:`neural_ae.core.metrics_temporal` for how events are found otherwise.
+Bayer irradiance). The scenes' ``meta['illumination_scale']`` (light at the camera)
+and ``meta['event']`` (a label such as ``'inside'`` or ``'exiting'``) are recorded per
+frame when present; :mod:`neural_ae.core.metrics_temporal` finds illumination steps in
+them (or in the radiance when there is no meta).
 """
 from collections import deque
 from dataclasses import dataclass, field
@@ -41,8 +42,8 @@ class ClosedLoopResult:
       of its pixels at the white level;
     - ``scene_mean``: mean Bayer irradiance of the scene [e-/s]; ``e_base_s``: the exposure
       value that would put the scene's mean raw signal at half the white level [s];
-    - ``illumination_scale`` (NaN where unknown) and ``meta_events`` (frame indices whose
-      meta flags an event) from the scenes' meta;
+    - ``illumination_scale`` (NaN where unknown) and ``event_labels`` (``''`` where
+      unknown) from the scenes' meta;
     - ``controller_ms``: wall time of ``controller.step`` per frame [ms];
     - ``raws``: the raw frames when run with ``keep_raw=True``.
     """
@@ -66,7 +67,7 @@ class ClosedLoopResult:
     e_base_s: np.ndarray
     illumination_scale: np.ndarray
     controller_ms: np.ndarray
-    meta_events: list = field(default_factory=list)
+    event_labels: list = field(default_factory=list)
     raws: Optional[list] = None
 
     @property
@@ -86,7 +87,7 @@ class ClosedLoopResult:
         """JSON-friendly dict (lists); raw frames are never included."""
         out = {'controller': self.controller, 'latency_frames': self.latency_frames,
                'seed': self.seed, 'n_frames': self.n_frames, 'timing': self.timing(),
-               'meta_events': list(self.meta_events)}
+               'event_labels': list(self.event_labels)}
         if with_frames:
             for name in ('exposure_time_us', 'gain_db', 'e_s', 'command_e_s', 'target_e_s',
                          'clamped', 'converged', 'fallback', 'mean_raw_dn',
@@ -122,13 +123,9 @@ def _meta_scale(meta: dict) -> float:
     return v if math.isfinite(v) and v > 0 else math.nan
 
 
-def _meta_event(meta: dict) -> bool:
+def _meta_label(meta: dict) -> str:
     v = meta.get('event') if isinstance(meta, dict) else None
-    if v is None or v is False:
-        return False
-    if isinstance(v, str):
-        return v.strip().lower() not in ('', 'none', 'false', 'no')
-    return bool(v)
+    return '' if v is None else str(v)
 
 
 def run_closed_loop(frames: Iterable, controller: Controller,
@@ -165,7 +162,7 @@ def run_closed_loop(frames: Iterable, controller: Controller,
 
     rec = {k: [] for k in ('t', 'g', 'e', 'cmd', 'target', 'clamped', 'converged',
                            'fallback', 'mean', 'sat', 'scene', 'ebase', 'scale', 'ms')}
-    meta_events, raws = [], [] if keep_raw else None
+    labels, raws = [], [] if keep_raw else None
     pending = {}
     in_force = None
     white = sensor.white_level_dn
@@ -214,8 +211,7 @@ def run_closed_loop(frames: Iterable, controller: Controller,
                             if scene_mean > 0 else math.nan)
         rec['scale'].append(_meta_scale(meta))
         rec['ms'].append(ms)
-        if _meta_event(meta):
-            meta_events.append(n)
+        labels.append(_meta_label(meta))
         if keep_raw:
             raws.append(raw)
         n += 1
@@ -231,4 +227,4 @@ def run_closed_loop(frames: Iterable, controller: Controller,
         converged=arr('converged', bool), fallback=arr('fallback', bool),
         mean_raw_dn=arr('mean'), saturated_fraction=arr('sat'), scene_mean=arr('scene'),
         e_base_s=arr('ebase'), illumination_scale=arr('scale'), controller_ms=arr('ms'),
-        meta_events=meta_events, raws=raws)
+        event_labels=labels, raws=raws)

@@ -4,18 +4,18 @@ Temporal metrics of a closed-loop run: convergence, overshoot, oscillation, flic
 All exposure quantities are in EV (``log2`` of the exposure value ``e_s = K t_exp`` in
 force for each frame, i.e. the one that produced it, so actuation latency counts).
 
-**Events** (illumination steps) come from the scenes' meta: frames flagged ``event``, or
-else frames where ``illumination_scale`` changes by more than ``threshold_ev``; without
-meta they are detected where ``log2`` of the scene's mean irradiance changes by more than
-``threshold_ev`` from one frame to the next. Flagged frames closer than ``min_gap`` are
-merged into one event (a ramp) that starts at its first frame.
+**Events** (illumination steps) are the frames where the light at the camera, the scenes'
+``meta['illumination_scale']``, changes by more than ``threshold_ev`` (default 0.25 EV)
+from one frame to the next; without that meta, where ``log2`` of the scene's mean
+irradiance does. Flagged frames closer than ``min_gap`` (3) are merged into one event (a
+ramp) that starts at its first frame. Explicit events can be passed instead.
 
 **Segment** of an event: from the event's first frame to the frame before the next
 event (or the end of the sequence). The first segment, from frame 0 to the first event,
-is the *initial* segment (used for flicker and offset, not for convergence).
+is the *initial* segment (reported on its own; the summary uses it only without events).
 
-**Settled exposure** of a segment: median of ``e_s`` over its last ``settle_frames``
-frames (at most half the segment).
+**Settled exposure** of a segment: median of ``e_s`` over its *settled frames*, the last
+``settle_frames`` frames of the segment (default 10, at most half the segment).
 
 Per event:
 
@@ -28,8 +28,7 @@ Per event:
 - ``oscillations``: number of sign changes of the EV error ``log2(e_s / settled)`` over
   the segment, counting only frames where ``|error| > osc_threshold_ev`` (default 0.1 EV).
 - ``flicker_ev``: steady-state flicker, the standard deviation of ``log2 e_s`` over the
-  settled frames (from convergence to the segment end; the last ``settle_frames`` frames
-  when it did not converge).
+  settled frames.
 - ``settled_offset_ev``: ``log2(settled / e_base)``, how far the settled exposure is from
   the one that puts the scene's mean raw signal at half the white level (the scene's
   mid-grey exposure, taken at the segment's last frame); positive = brighter.
@@ -64,9 +63,6 @@ def find_events(result: ClosedLoopResult, threshold_ev: float = 0.25,
 
     Frame 0 is never an event.
     """
-    if result.meta_events:
-        flags = [f for f in result.meta_events if f > 0]
-        return _merge(flags, min_gap)
     scale = result.illumination_scale
     if scale.size > 1 and np.all(np.isfinite(scale)):
         d = np.abs(np.diff(np.log2(scale)))
@@ -78,9 +74,12 @@ def find_events(result: ClosedLoopResult, threshold_ev: float = 0.25,
 
 def settled_exposure(e_s: np.ndarray, start: int, stop: int, settle_frames: int = 10) -> float:
     """Median of ``e_s[start:stop]`` over its last ``settle_frames`` frames (<= half)."""
-    n = stop - start
-    k = max(1, min(settle_frames, n // 2 if n >= 2 else 1))
+    k = _settle_count(stop - start, settle_frames)
     return float(np.median(e_s[stop - k:stop]))
+
+
+def _settle_count(n: int, settle_frames: int) -> int:
+    return max(1, min(settle_frames, n // 2 if n >= 2 else 1))
 
 
 def segment_metrics(result: ClosedLoopResult, start: int, stop: int,
@@ -104,11 +103,7 @@ def segment_metrics(result: ClosedLoopResult, start: int, stop: int,
         overshoot = float(max(0.0, np.max(np.sign(move) * err)))
     signs = np.sign(err[np.abs(err) > osc_threshold_ev])
     oscillations = int(np.count_nonzero(signs[1:] != signs[:-1])) if signs.size > 1 else 0
-    if conv is not None:
-        steady = np.log2(e[start + conv:stop])
-    else:
-        k = max(1, min(settle_frames, stop - start))
-        steady = np.log2(e[stop - k:stop])
+    steady = np.log2(e[stop - _settle_count(stop - start, settle_frames):stop])
     flicker = float(np.std(steady)) if steady.size > 1 else 0.0
     e_base = result.e_base_s[stop - 1]
     offset = math.log2(settled / e_base) if math.isfinite(e_base) and e_base > 0 else math.nan
@@ -126,10 +121,10 @@ def temporal_metrics(result: ClosedLoopResult, converge_ev: float = 1.0 / 3.0,
 
     ``events``: ``(first, last)`` frame pairs (default :func:`find_events`). The summary
     holds, over the events: ``frames_to_converge`` (worst event; ``None`` if one never
-    converged), ``overshoot_ev`` (max), ``oscillations`` (sum); over all segments:
-    ``flicker_ev`` (mean) and ``settled_offset_ev`` (mean of absolute values); over the
-    run: ``saturated_time``, ``mean_saturated_fraction``, ``fallback_frames``,
-    ``controller_ms_median`` / ``_p90``.
+    converged), ``overshoot_ev`` (max), ``oscillations`` (sum), ``flicker_ev`` (mean) and
+    ``settled_offset_ev`` (mean of absolute values) -- the last two over the initial
+    segment when there is no event; over the run: ``saturated_time``,
+    ``mean_saturated_fraction``, ``fallback_frames``, ``controller_ms_median`` / ``_p90``.
     """
     n = result.n_frames
     if events is None:
@@ -146,15 +141,16 @@ def temporal_metrics(result: ClosedLoopResult, converge_ev: float = 1.0 / 3.0,
     conv = [s['frames_to_converge'] for s in per_event]
     sat = result.saturated_fraction
     timing = result.timing()
+    steady = per_event or segments
     summary = {
         'n_events': len(per_event),
         'frames_to_converge': (None if any(c is None for c in conv)
                                else (max(conv) if conv else 0)),
         'overshoot_ev': max((s['overshoot_ev'] for s in per_event), default=0.0),
         'oscillations': int(sum(s['oscillations'] for s in per_event)),
-        'flicker_ev': float(np.mean([s['flicker_ev'] for s in segments])) if segments else 0.0,
-        'settled_offset_ev': (float(np.nanmean([abs(s['settled_offset_ev'])
-                                                for s in segments])) if segments else math.nan),
+        'flicker_ev': float(np.mean([s['flicker_ev'] for s in steady])) if steady else 0.0,
+        'settled_offset_ev': (float(np.nanmean([abs(s['settled_offset_ev']) for s in steady]))
+                              if steady else math.nan),
         'saturated_time': float(np.mean(sat > saturated_pixels)) if n else 0.0,
         'mean_saturated_fraction': float(np.mean(sat)) if n else 0.0,
         'fallback_frames': int(np.count_nonzero(result.fallback)),

@@ -1,0 +1,92 @@
+"""
+Controller decision latency on the CPU at the target resolution (1936x1216, 12-bit).
+
+One ``Controller.step`` per call, i.e. everything a controller does per frame:
+
+- ``histogram_nn``: multi-scale histogram of the raw frame + Histogram NN + EMA + split;
+- ``hybrid_nn_head``: histogram + Hybrid NN given a precomputed backbone feature map
+  ``(1, 128, 1216/8, 1936/8) = (1, 128, 152, 242)`` (the backbone pass is the detector's
+  cost, shared) + EMA + split;
+- ``average`` and ``gradient``: the baselines at the same size, as references;
+- ``multiscale_histogram``: the histogram alone (part of both network cases).
+
+Untrained networks (latency does not depend on the weights). Torch runs with one thread;
+the cases are timed in interleaved rounds after warm-up; median and 90th percentile [ms].
+"""
+import time
+
+from neural_ae.core.controllers import ControllerOptions, ExposureSetting, make_controller
+from neural_ae.core.sensor import capture, load_sensor
+import numpy as np
+import torch
+
+
+def _frame(sensor, seed: int = 0) -> np.ndarray:
+    """Raw frame of a smooth pattern times log-normal blocks, mean level mid-range."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:sensor.height, 0:sensor.width]
+    blocks = rng.lognormal(0.0, 0.8, (8, 8))
+    blocks = blocks.repeat(-(-sensor.height // 8), 0)[:sensor.height]
+    blocks = blocks.repeat(-(-sensor.width // 8), 1)[:, :sensor.width]
+    phi = 2e5 * (1.2 + np.sin(xx / 97.0) * np.cos(yy / 61.0)) * blocks
+    return capture(phi, 0.02, 1.0, sensor, rng)
+
+
+def run(quick: bool = False) -> dict:
+    """Time one decision of each controller; see the module docstring."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run(quick)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(quick: bool) -> dict:
+    sensor = load_sensor('imx249')
+    raw = _frame(sensor)
+    used = ExposureSetting(20000.0, 0.0)
+    options = ControllerOptions()
+    feats = torch.randn(1, 128, sensor.height // 8, sensor.width // 8,
+                        generator=torch.Generator().manual_seed(0))
+    cases = {}
+    notes = {}
+    for key, name, features in (('histogram_nn', 'histogram_nn', None),
+                                ('hybrid_nn_head', 'hybrid_nn', feats),
+                                ('average', 'average', None), ('gradient', 'gradient', None)):
+        try:
+            c = make_controller(name, options, sensor=sensor)
+        except Exception as err:  # noqa: BLE001 - report a missing piece, time the rest
+            notes[key] = f'unavailable: {type(err).__name__}: {err}'
+            continue
+        c.reset(used)
+        cases[key] = (c, features)
+    if 'histogram_nn' in cases:
+        hist_fn = cases['histogram_nn'][0].histogram
+        cases['multiscale_histogram'] = (None, hist_fn)
+    reps = 8 if quick else 40
+    times = {k: [] for k in cases}
+
+    def call(c, extra):
+        if c is None:
+            extra(raw)
+        else:
+            c.reset(used)
+            c.step(raw, used, features=extra)
+
+    for c, extra in cases.values():
+        for _ in range(2):
+            call(c, extra)
+    for _ in range(reps):
+        for key, (c, extra) in cases.items():
+            t0 = time.perf_counter()
+            call(c, extra)
+            times[key].append((time.perf_counter() - t0) * 1e3)
+    out = {'resolution': [sensor.height, sensor.width], 'torch_threads': 1,
+           'repeats': reps,
+           'feature_map': [1, 128, sensor.height // 8, sensor.width // 8]}
+    for key, ts in times.items():
+        out[key] = {'median_ms': round(float(np.median(ts)), 3),
+                    'p90_ms': round(float(np.percentile(ts, 90)), 3)}
+    out.update(notes)
+    return out
