@@ -1228,7 +1228,7 @@ class _World:
                                interpolation=cv2.INTER_AREA)
             b1 = cv2.GaussianBlur(small, (0, 0), max(0.6, 0.004 * W / d))
             b2 = cv2.GaussianBlur(small, (0, 0), 0.025 * W / d)
-            bloom = cv2.resize(0.004 * b1 + 0.0015 * b2, (W, H),
+            bloom = cv2.resize(0.001 * b1 + 0.0002 * b2, (W, H),
                                interpolation=cv2.INTER_LINEAR)
             emis += bloom
         rad = refl + emis
