@@ -8,7 +8,7 @@ Three pieces:
   :func:`render_ldr`, which renders one 8-bit LDR bracket from linear radiance;
 * :func:`merge_brackets`, the minimum-variance merge of bracketed LDR images (Eq. 7);
 * HDR file I/O (:func:`read_hdr`, :func:`write_hdr`) for Radiance ``.hdr``, OpenEXR
-  ``.exr`` (only where the OpenCV build has OpenEXR) and ``.npy``/``.npz`` float arrays,
+  ``.exr`` and ``.npy``/``.npz`` float arrays,
   with :func:`sanitize_radiance` for NaN/Inf/negative values;
 
 plus two scene statistics used everywhere else: the base exposure :func:`e_base_s` and
@@ -18,23 +18,17 @@ Units: radiance is linear; for the procedural scenes (:mod:`neural_ae.core.scene
 is in photo-electrons per second per pixel of the target sensor (quantum efficiency
 folded in), so a raw value is ``raw ~ g1 * K * t_exp * radiance``.
 
-OpenEXR: OpenCV only decodes EXR when ``OPENCV_IO_ENABLE_OPENEXR=1`` is in the
-environment, so this module sets it before importing ``cv2``. That only helps when this
-module is the first to import ``cv2`` in the process, and only when the installed OpenCV
-was built with OpenEXR (the ``opencv-python-headless`` 5.0 wheel pinned here is *not*:
-``cv2.getBuildInformation()`` says ``OpenEXR: NO``). Without it, EXR I/O raises
-:class:`HDRError` with a message saying so; use ``.hdr`` or ``.npy`` instead.
+OpenEXR files are read and written with the OpenEXR project's own Python binding
+(``openexr``): the pinned ``opencv-python-headless`` wheel is built without OpenEXR.
 """
 import logging
 import math
-import os
 from pathlib import Path
 
-os.environ.setdefault('OPENCV_IO_ENABLE_OPENEXR', '1')
-
-import cv2  # noqa: E402  (must follow the environment variable above)
-from neural_ae.core.errors import HDRError  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+from neural_ae.core.errors import HDRError
+import numpy as np
+import OpenEXR
 
 logger = logging.getLogger(__name__)
 
@@ -383,11 +377,34 @@ def sanitize_radiance(x):
     return clean, n_bad
 
 
-def _exr_unavailable(path, action: str, err=None) -> HDRError:
-    return HDRError(
-        f'cannot {action} OpenEXR file {path}: this OpenCV build cannot {action} EXR '
-        '(it needs OpenEXR compiled in and OPENCV_IO_ENABLE_OPENEXR=1 set before cv2 is '
-        f'imported){": " + str(err).strip() if err else ""}; use .hdr or .npy instead')
+def _read_exr(path: Path) -> np.ndarray:
+    """Read an OpenEXR file's R, G, B (or Y) channels with the OpenEXR library."""
+    try:
+        with OpenEXR.File(str(path)) as f:
+            channels = {name: np.array(ch.pixels) for name, ch in f.channels().items()}
+    except Exception as err:  # noqa: BLE001 - the binding raises plain Exceptions
+        raise HDRError(f'cannot read OpenEXR file {path}: {err}') from err
+    if 'RGB' in channels:
+        data = channels['RGB']
+    elif 'RGBA' in channels:
+        data = channels['RGBA'][..., :3]
+    elif all(c in channels for c in 'RGB'):
+        data = np.stack([channels[c] for c in 'RGB'], axis=-1)
+    elif 'Y' in channels:
+        data = channels['Y']
+    else:
+        raise HDRError(f'OpenEXR file {path} has no RGB or Y channels: {sorted(channels)}')
+    return _as_rgb3(data, path)
+
+
+def _write_exr(path: Path, rgb: np.ndarray) -> None:
+    """Write float32 RGB as a ZIP-compressed scanline OpenEXR file."""
+    header = {'compression': OpenEXR.ZIP_COMPRESSION, 'type': OpenEXR.scanlineimage}
+    try:
+        with OpenEXR.File(header, {'RGB': np.ascontiguousarray(rgb, dtype=np.float32)}) as f:
+            f.write(str(path))
+    except Exception as err:  # noqa: BLE001 - the binding raises plain Exceptions
+        raise HDRError(f'cannot write OpenEXR file {path}: {err}') from err
 
 
 def _as_rgb3(arr, path) -> np.ndarray:
@@ -409,29 +426,27 @@ def read_hdr(path) -> np.ndarray:
     """
     Read a linear HDR image as float32 ``(H, W, 3)`` RGB.
 
-    Radiance ``.hdr``/``.pic`` and OpenEXR ``.exr`` through OpenCV (BGR converted to
-    RGB), ``.npy`` (an ``(H, W, 3)`` or ``(H, W)`` array) and ``.npz`` (key
+    Radiance ``.hdr``/``.pic`` through OpenCV (BGR converted to RGB), OpenEXR ``.exr``
+    through the OpenEXR binding (RGB, RGBA or Y channels), ``.npy`` (an ``(H, W, 3)`` or ``(H, W)`` array) and ``.npz`` (key
     ``radiance``, else the only array). Single-channel data is repeated to 3 channels.
     Non-finite and negative values are replaced (:func:`sanitize_radiance`, logged).
 
     Raises FileNotFoundError when ``path`` does not exist, and :class:`HDRError` for
-    an unknown suffix, an unreadable file, EXR without OpenEXR support, or data that is
+    an unknown suffix, an unreadable file, or data that is
     not an image.
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f'HDR file not found: {p}')
     suffix = p.suffix.lower()
-    if suffix in ('.hdr', '.pic', '.exr'):
+    if suffix == '.exr':
+        arr = _read_exr(p)
+    elif suffix in ('.hdr', '.pic'):
         try:
             img = cv2.imread(str(p), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR)
         except cv2.error as err:
-            if suffix == '.exr':
-                raise _exr_unavailable(p, 'read', err) from err
             raise HDRError(f'cannot read HDR file {p}: {err}') from err
         if img is None:
-            if suffix == '.exr' and not cv2.haveImageReader(str(p)):
-                raise _exr_unavailable(p, 'read')
             raise HDRError(f'cannot read HDR file {p}: OpenCV could not decode it')
         arr = cv2.cvtColor(_as_rgb3(img, p), cv2.COLOR_BGR2RGB)
     elif suffix in ('.npy', '.npz'):
@@ -462,9 +477,8 @@ def write_hdr(path, radiance) -> Path:
     Write linear RGB radiance ``(H, W, 3)`` as ``.hdr``/``.pic``, ``.exr``, ``.npy``, ``.npz``.
 
     Radiance ``.hdr`` stores RGBE (8-bit mantissa per channel, shared exponent): about
-    0.4 % of the pixel's largest channel. ``.exr`` needs OpenEXR in OpenCV (else
-    :class:`HDRError`); ``.npy``/``.npz`` are exact float32 (npz under key
-    ``radiance``). Non-finite or negative values are rejected. Returns the path.
+    0.4 % of the pixel's largest channel. ``.exr`` is float32, ZIP-compressed;
+    ``.npy``/``.npz`` are exact float32 (npz under key ``radiance``). Non-finite or negative values are rejected. Returns the path.
     """
     p = Path(path)
     arr = np.asarray(radiance)
@@ -475,14 +489,12 @@ def write_hdr(path, radiance) -> Path:
         raise HDRError(f'write_hdr got non-finite or negative radiance for {p}; '
                        'call sanitize_radiance first')
     suffix = p.suffix.lower()
-    if suffix in ('.hdr', '.pic', '.exr'):
-        if suffix == '.exr' and not cv2.haveImageWriter(str(p)):
-            raise _exr_unavailable(p, 'write')
+    if suffix == '.exr':
+        _write_exr(p, arr)
+    elif suffix in ('.hdr', '.pic'):
         try:
             ok = cv2.imwrite(str(p), cv2.cvtColor(arr, cv2.COLOR_RGB2BGR))
         except cv2.error as err:
-            if suffix == '.exr':
-                raise _exr_unavailable(p, 'write', err) from err
             raise HDRError(f'cannot write HDR file {p}: {err}') from err
         if not ok:
             raise HDRError(f'cannot write HDR file {p}: OpenCV refused it')
