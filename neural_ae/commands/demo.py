@@ -104,7 +104,7 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cam = camera_part(args, out)
-    print(f'== neural_ae demo: the simulated LDR camera (IMX249, 12-bit) ==')
+    print('== neural_ae demo: the simulated LDR camera (IMX249, 12-bit) ==')
     print(f'scene: {args.scenario}, seed {args.seed}, {args.height}x{args.width}, '
           f'{cam["n_objects"]} labelled objects, dynamic range {cam["scene_dr_db"]:.0f} dB '
           f'(a 12-bit sensor holds at most 72 dB)')

@@ -427,8 +427,8 @@ def read_hdr(path) -> np.ndarray:
     Read a linear HDR image as float32 ``(H, W, 3)`` RGB.
 
     Radiance ``.hdr``/``.pic`` through OpenCV (BGR converted to RGB), OpenEXR ``.exr``
-    through the OpenEXR binding (RGB, RGBA or Y channels), ``.npy`` (an ``(H, W, 3)`` or ``(H, W)`` array) and ``.npz`` (key
-    ``radiance``, else the only array). Single-channel data is repeated to 3 channels.
+    through the OpenEXR binding (RGB, RGBA or Y channels), ``.npy`` (an ``(H, W, 3)``
+    or ``(H, W)`` array) and ``.npz`` (key ``radiance``, else the only array). Single-channel data is repeated to 3 channels.
     Non-finite and negative values are replaced (:func:`sanitize_radiance`, logged).
 
     Raises FileNotFoundError when ``path`` does not exist, and :class:`HDRError` for
@@ -478,7 +478,8 @@ def write_hdr(path, radiance) -> Path:
 
     Radiance ``.hdr`` stores RGBE (8-bit mantissa per channel, shared exponent): about
     0.4 % of the pixel's largest channel. ``.exr`` is float32, ZIP-compressed;
-    ``.npy``/``.npz`` are exact float32 (npz under key ``radiance``). Non-finite or negative values are rejected. Returns the path.
+    ``.npy``/``.npz`` are exact float32 (npz under key ``radiance``). Non-finite or
+    negative values are rejected. Returns the path.
     """
     p = Path(path)
     arr = np.asarray(radiance)

@@ -43,4 +43,3 @@ def render_raw(raw: np.ndarray, black_level_dn: float = 64.0, white_level_dn: fl
     rgb = (rgb - black_level_dn) / max(white_level_dn - black_level_dn, 1.0)
     rgb *= np.asarray(wb, dtype=np.float32)
     return (srgb_encode(rgb) * 255.0 + 0.5).astype(np.uint8)
-
