@@ -428,7 +428,8 @@ def read_hdr(path) -> np.ndarray:
 
     Radiance ``.hdr``/``.pic`` through OpenCV (BGR converted to RGB), OpenEXR ``.exr``
     through the OpenEXR binding (RGB, RGBA or Y channels), ``.npy`` (an ``(H, W, 3)``
-    or ``(H, W)`` array) and ``.npz`` (key ``radiance``, else the only array). Single-channel data is repeated to 3 channels.
+    or ``(H, W)`` array) and ``.npz`` (key ``radiance``, else the only array).
+    Single-channel data is repeated to 3 channels.
     Non-finite and negative values are replaced (:func:`sanitize_radiance`, logged).
 
     Raises FileNotFoundError when ``path`` does not exist, and :class:`HDRError` for
