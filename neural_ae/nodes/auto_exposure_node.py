@@ -1,0 +1,740 @@
+"""
+auto_exposure_node: a lifecycle node that sets a camera's exposure from its own images.
+
+Per frame: ``camera/image_raw`` (``bayer_*16`` holding 12-bit data; ``mono16``, ``rgb8``,
+``bgr8`` and the other encodings of :data:`neural_ae.ros.conversions.RAW_ENCODINGS` too)
+-> raw array -> optional detector (ISP -> Faster R-CNN; its ``layer2`` map, from the same
+single backbone pass, feeds the semantic branch) -> controller
+(:func:`neural_ae.core.controllers.make_controller`) -> one asynchronous
+``<driver_node>/set_parameters`` request (:class:`neural_ae.ros.actuator.CameraActuator`).
+
+Threads: the image callback only drops the message into a one-slot mailbox (latest frame
+wins; replaced frames are counted as dropped); a worker thread started on activate does
+the conversion, inference and commanding, so the executor stays free for parameter
+services, lifecycle transitions and the diagnostics timer.
+
+Which setting produced a frame: if ``exposure_feedback_topic`` (default
+``camera/exposure``, a JSON ``std_msgs/String`` with ``stamp_ns``, ``exposure_time_us``,
+``gain_db`` as published by ``camera_sim_node``) delivered a message with the frame's
+stamp, that setting is passed to the controller (waiting up to ``feedback_wait_s`` for it
+once feedback has been seen); otherwise the controller infers it from its own commands
+and ``latency_frames``. Diagnostics say which source was used.
+
+Lifecycle: configure builds the controller (and loads the model files: a neural
+controller's ``model_path``, the ``detector_path``; a missing or unreadable file fails
+the transition with an error log, the node stays unconfigured and alive), creates the
+driver client, subscriptions and publishers; activate starts the worker and switches the
+driver's own auto exposure off (``disable_driver_auto_exposure``); deactivate stops the
+worker and switches it back on (``restore_driver_auto_exposure``); cleanup frees
+everything. ``autostart`` configures and activates at start-up (for ``ros2 run``).
+
+Publishes (with the input header): detections (``detections``,
+``vision_msgs/Detection2DArray``; without vision_msgs JSON on ``detections_json``, see
+:mod:`neural_ae.ros.detections`) when a detector is loaded, ``debug_image`` (rgb8: raw
+preview, boxes, setting), and ``/diagnostics`` every ``diagnostics_period_s`` (exposure
+[us], gain [dB], EV = log2(K t / 1 s), controller, decision latency, clamping, fallback,
+driver reachable, dropped and bad frames).
+
+Bad input never stops the node: unsupported encodings, inconsistent sizes and empty
+images are skipped with a throttled warning (odd sizes are cropped to even); an
+unreachable driver gives a warning and ``driver reachable: false``; out-of-range
+parameters are rejected by their descriptors, inconsistent combinations by the
+on-set-parameters callback (with the reason).
+"""
+from collections import OrderedDict
+import json
+import math
+from pathlib import Path
+import signal
+import threading
+import time
+from typing import Optional
+
+import cv2
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from neural_ae.core.controllers import CONTROLLER_NAMES, ExposureSetting, make_controller
+from neural_ae.core.errors import ControllerError, ModelError, NeuralAEError
+from neural_ae.core.paths import models_dir
+from neural_ae.core.preview import render_raw
+from neural_ae.core.sensor import load_sensor, SensorConfig
+from neural_ae.ros import params as P
+from neural_ae.ros.actuator import CameraActuator, make_preset, PRESETS
+from neural_ae.ros.conversions import (array_to_image, ImageConversionError,
+                                       raw_frame_from_image, stamp_to_ns)
+from neural_ae.ros.detections import DetectionPublisher
+from neural_ae.ros.qos import command_qos, diagnostics_qos, image_qos
+import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+__all__ = ['AutoExposureNode', 'LatestFrameMailbox', 'NODE_CONTROLLERS',
+           'ae_parameter_specs', 'load_perception', 'main', 'shutdown_node']
+
+NODE_CONTROLLERS = tuple(c for c in CONTROLLER_NAMES if c != 'oracle')
+"""Controllers the node can run (the oracle needs the scene itself)."""
+NEURAL = ('histogram_nn', 'semantic_nn', 'hybrid_nn')
+NEEDS_FEATURES = ('semantic_nn', 'hybrid_nn')
+CONTROLLER_PARAMS = frozenset(['controller', 'model_path', 'average_level'])
+
+
+def ae_parameter_specs(sensor: SensorConfig) -> list:
+    """Every parameter of :class:`AutoExposureNode` for ``sensor``."""
+    presets = tuple(sorted(PRESETS))
+    return [
+        P.ParamSpec('sensor', 'imx249', 'Sensor preset name (config/sensors/<name>.yaml) or '
+                    'YAML path: black/white level, Bayer pattern, exposure and gain limits.',
+                    read_only=True),
+        P.ParamSpec('controller', 'average', 'Exposure controller.', choices=NODE_CONTROLLERS),
+        P.ParamSpec('model_path', '', 'Exposure network checkpoint for the *_nn controllers; '
+                    'empty = models/<controller>.pt of the package.'),
+        P.ParamSpec('detector_path', '', 'Detector checkpoint (needed by semantic_nn and '
+                    'hybrid_nn, optional otherwise); empty = no detector.', read_only=True),
+        P.ParamSpec('device', 'cpu', 'Torch device for the networks.', read_only=True,
+                    choices=('cpu', 'cuda')),
+        P.ParamSpec('average_level', 0.5, 'Average AE: target mean raw level as a fraction '
+                    'of the range above black [-].', 0.05, 0.95),
+        *P.controller_option_specs(sensor),
+        P.ParamSpec('driver_preset', 'generic', 'Camera driver naming and units: generic '
+                    '(exposure_time us, gain dB), v4l2_camera, camera_ros.', read_only=True,
+                    choices=presets),
+        P.ParamSpec('driver_node', '', 'Driver node whose parameters are set (its '
+                    "<name>/set_parameters service); empty = the preset's.", read_only=True),
+        P.ParamSpec('exposure_param', '', 'Driver parameter for exposure time; empty = the '
+                    "preset's.", read_only=True),
+        P.ParamSpec('exposure_unit_us', 0.0, 'Microseconds per driver exposure unit; '
+                    "0 = the preset's [us].", 0.0, 1e6, read_only=True),
+        P.ParamSpec('gain_param', '', "Driver parameter for gain; empty = the preset's, "
+                    'none = do not command gain.', read_only=True),
+        P.ParamSpec('gain_unit', '', 'Unit of the driver gain: db or linear; empty = the '
+                    "preset's.", read_only=True, choices=('', 'db', 'linear')),
+        P.ParamSpec('gain_scale', 0.0, 'Driver gain value per dB (db) or per 1x (linear); '
+                    "0 = the preset's [-].", 0.0, 1e6, read_only=True),
+        P.ParamSpec('auto_exposure_param', '', "Driver's own auto-exposure switch; "
+                    "empty = the preset's, none = no switch.", read_only=True),
+        P.ParamSpec('disable_driver_auto_exposure', True, "Switch the driver's auto exposure "
+                    'off on activate.', read_only=True),
+        P.ParamSpec('restore_driver_auto_exposure', True, 'Switch it back on on deactivate.',
+                    read_only=True),
+        P.ParamSpec('driver_timeout_s', 1.0, 'A SetParameters request without answer after '
+                    'this long marks the driver unreachable [s].', 0.05, 30.0),
+        P.ParamSpec('exposure_feedback_topic', 'camera/exposure', 'JSON topic telling which '
+                    'setting produced each frame (camera_sim_node); empty = infer it from '
+                    'latency_frames.', read_only=True),
+        P.ParamSpec('feedback_wait_s', 0.05, "Wait this long for a frame's feedback once "
+                    'feedback has been seen [s].', 0.0, 1.0),
+        P.ParamSpec('publish_debug_image', True, 'Publish the annotated debug_image.'),
+        P.ParamSpec('debug_image_max_width', 640, 'Debug image width limit [px].', 16, 8192),
+        P.ParamSpec('detection_score_threshold', 0.3, 'Publish detections at least this '
+                    'confident [-].', 0.0, 1.0),
+        P.ParamSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics [s].', 0.05, 60.0),
+        P.ParamSpec('bad_input_warn_period_s', 5.0, 'At most one bad-input warning per '
+                    'this period [s].', 0.1, 3600.0),
+        P.ParamSpec('autostart', False, 'Configure and activate at start-up (main() only).',
+                    read_only=True),
+    ]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class LatestFrameMailbox:
+    """A one-slot mailbox: :meth:`put` replaces what waits, :meth:`take` empties it."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._item = None
+        self.dropped = 0
+
+    def put(self, item) -> None:
+        """Leave ``item``; a frame still waiting is dropped (counted)."""
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._cond.notify()
+
+    def take(self, timeout: float):
+        """Return the waiting item (or None after ``timeout`` seconds)."""
+        with self._cond:
+            if self._item is None:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def clear(self) -> None:
+        """Drop what waits without counting it."""
+        with self._cond:
+            self._item = None
+
+
+def _tuples(value):
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+class Perception:
+    """ISP + detector: ``run(raw) -> (boxes, labels, scores, layer2)``, one backbone pass."""
+
+    def __init__(self, detector, isp, device):
+        self.detector = detector
+        self.isp = isp
+        self.device = device
+
+    def run(self, raw: np.ndarray) -> tuple:
+        """Detect on a raw frame; ``layer2`` is the semantic branch's input (1, 128, h, w)."""
+        import torch
+        from neural_ae.core.models.detector import detector_inference
+
+        x = torch.from_numpy(raw.astype(np.float32))[None, None].to(self.device)
+        with torch.no_grad():
+            rgb = self.isp(x)
+        dets, layer2 = detector_inference(self.detector, rgb)
+        det = dets[0]
+        return (det['boxes'].cpu().numpy(), det['labels'].cpu().numpy(),
+                det['scores'].cpu().numpy(), layer2)
+
+
+def load_perception(path, sensor: SensorConfig, device: str = 'cpu') -> Perception:
+    """
+    Load a detector checkpoint (and its ISP) for the node.
+
+    Accepted layouts (read with ``weights_only=True``): a plain detector state dict, or a
+    dict with the state dict under ``'detector'``, ``'state_dict'`` or ``'model'``, an
+    optional ``'detector_config'`` (``DetectorConfig`` fields) and an optional ``'isp'``
+    state dict. Raises :class:`ModelError` for a missing or mismatching file.
+    """
+    import torch
+    from neural_ae.core.isp import ISP, ISPConfig
+    from neural_ae.core.models.detector import build_detector, DetectorConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f'detector checkpoint not found: {path}')
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
+        raise ModelError(f'cannot read detector checkpoint {path}: {err}') from err
+    if not isinstance(ckpt, dict):
+        raise ModelError(f'detector checkpoint {path} holds {type(ckpt).__name__}, not a dict')
+    state = ckpt.get('detector', ckpt.get('state_dict', ckpt.get('model', ckpt)))
+    cfg = ckpt.get('detector_config') or {}
+    try:
+        config = DetectorConfig(**{k: _tuples(v) for k, v in cfg.items()})
+        detector = build_detector(config)
+        detector.load_state_dict(state)
+        isp = ISP(ISPConfig.from_sensor(sensor))
+        if isinstance(ckpt.get('isp'), dict):
+            isp.load_state_dict(ckpt['isp'])
+    except (TypeError, RuntimeError, KeyError, ValueError) as err:
+        raise ModelError(f'detector checkpoint {path} does not match the detector: '
+                         f'{str(err).splitlines()[0]}') from err
+    dev = torch.device(device)
+    return Perception(detector.to(dev).eval(), isp.to(dev).eval(), dev)
+
+
+def _resolve_model_path(values: dict) -> Path:
+    if values['model_path']:
+        return Path(values['model_path']).expanduser()
+    try:
+        return models_dir() / f'{values["controller"]}.pt'
+    except FileNotFoundError:
+        return Path('models') / f'{values["controller"]}.pt'
+
+
+# --------------------------------------------------------------------------- node
+
+
+class AutoExposureNode(LifecycleNode):
+    """The auto-exposure lifecycle node; see the module docstring."""
+
+    def __init__(self, node_name: str = 'auto_exposure', **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.sensor = load_sensor(P.declare_sensor(self))
+        self.specs = ae_parameter_specs(self.sensor)
+        self._option_names = {s.name for s in P.controller_option_specs(self.sensor)}
+        self.values = P.declare(self, self.specs)
+        self._lock = threading.RLock()
+        self._mailbox = LatestFrameMailbox()
+        self._stop = threading.Event()
+        self._worker: Optional[threading.Thread] = None
+        self._feedback = OrderedDict()
+        self._feedback_cond = threading.Condition()
+        self._feedback_seen = False
+        self._controller = None
+        self._perception: Optional[Perception] = None
+        self._actuator: Optional[CameraActuator] = None
+        self._dirty = False
+        self._initial: Optional[ExposureSetting] = None
+        self._subs = []
+        self._det_pub: Optional[DetectionPublisher] = None
+        self._debug_pub = None
+        self._configured = False
+        self._active = False
+        self.frames_processed = 0
+        self.bad_frames = 0
+        self.errors = 0
+        self._last_bad = ''
+        self._last_bad_ns = 0
+        self._last_error = ''
+        self._last = {}
+        self._latencies_ms = []
+        self._said_pattern = False
+        self.add_on_set_parameters_callback(self._validate)
+        self.add_post_set_parameters_callback(self._apply)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics',
+                                               diagnostics_qos())
+        self._diag_timer = self.create_timer(self.values['diagnostics_period_s'],
+                                             self._on_diag_timer)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Build the controller, load models, create clients and topics."""
+        values = P.read(self, self.specs)
+        try:
+            controller = self._build_controller(values)
+            perception = None
+            if values['detector_path']:
+                perception = load_perception(values['detector_path'], self.sensor,
+                                             values['device'])
+            elif values['controller'] in NEEDS_FEATURES:
+                raise ModelError(f'controller {values["controller"]} needs backbone features:'
+                                 ' set detector_path to a detector checkpoint')
+            preset = self._preset(values)
+        except (NeuralAEError, FileNotFoundError, OSError) as err:
+            self._last_error = f'configure failed: {err}'
+            self.get_logger().error(self._last_error)
+            return TransitionCallbackReturn.FAILURE
+        with self._lock:
+            self._controller, self._perception = controller, perception
+            self._dirty = False
+            self.values = values
+        self._actuator = CameraActuator(self, preset, values['driver_node'] or None,
+                                        values['driver_timeout_s'])
+        self._subs.append(self.create_subscription(Image, 'camera/image_raw', self._on_image,
+                                                   image_qos(1)))
+        if values['exposure_feedback_topic']:
+            self._subs.append(self.create_subscription(
+                String, values['exposure_feedback_topic'], self._on_feedback, command_qos(50)))
+        if perception is not None:
+            self._det_pub = DetectionPublisher(self.create_lifecycle_publisher, 'detections',
+                                               command_qos(10), self.get_logger(),
+                                               score_threshold=values['detection_score_threshold'])
+        self._debug_pub = self.create_lifecycle_publisher(Image, 'debug_image', image_qos(1))
+        self._configured = True
+        self._last_error = ''
+        self.get_logger().info(
+            f'configured: controller {values["controller"]}, detector '
+            f'{values["detector_path"] or "none"}, driver {self._actuator.driver_node} '
+            f'({preset.name}: {preset.exposure_param}, {preset.gain_param or "no gain"})')
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start the worker; switch the driver's own auto exposure off."""
+        self._stop.clear()
+        self._mailbox.clear()
+        self._active = True
+        self._worker = threading.Thread(target=self._work, name='auto_exposure_worker',
+                                        daemon=True)
+        self._worker.start()
+        if self.values['disable_driver_auto_exposure']:
+            self._actuator.set_auto_exposure(False)
+        if self._initial is None:
+            self._actuator.read_current(self._on_driver_setting)
+        self.get_logger().info('active')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the worker; give exposure back to the driver if configured."""
+        self._stop_worker()
+        if self.values['restore_driver_auto_exposure'] and self._actuator is not None:
+            self._actuator.set_auto_exposure(True)
+        self.get_logger().info('inactive')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free models, clients, subscriptions and publishers."""
+        self._release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop and free everything."""
+        self._stop_worker()
+        self._release()
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Recover to unconfigured after an error in a transition."""
+        self._stop_worker()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_worker(self) -> None:
+        self._active = False
+        self._stop.set()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.join(timeout=10.0)
+
+    def _release(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self._det_pub is not None:
+            self.destroy_lifecycle_publisher(self._det_pub.publisher)
+            self._det_pub = None
+        if self._debug_pub is not None:
+            self.destroy_lifecycle_publisher(self._debug_pub)
+            self._debug_pub = None
+        if self._actuator is not None:
+            self._actuator.destroy()
+            self._actuator = None
+        with self._lock:
+            self._controller = None
+            self._perception = None
+        self._initial = None
+        self._configured = False
+
+    def _preset(self, v: dict):
+        none = {'none': ''}
+        return make_preset(
+            v['driver_preset'],
+            exposure_param=v['exposure_param'] or None,
+            exposure_unit_us=v['exposure_unit_us'] or None,
+            gain_param=none.get(v['gain_param'], v['gain_param']) if v['gain_param'] else None,
+            gain_unit=v['gain_unit'] or None, gain_scale=v['gain_scale'] or None,
+            auto_param=(none.get(v['auto_exposure_param'], v['auto_exposure_param'])
+                        if v['auto_exposure_param'] else None))
+
+    def _build_controller(self, values: dict):
+        options = P.options_from_values(values)
+        name = values['controller']
+        kw = {}
+        if name == 'average':
+            kw['level'] = values['average_level']
+        if name in NEURAL:
+            path = _resolve_model_path(values)
+            if not path.is_file():
+                raise ModelError(f'model file for {name} not found: {path} '
+                                 '(set model_path, or train one with neural-ae train)')
+            kw.update(model=str(path), device=values['device'])
+        return make_controller(name, options, sensor=self.sensor, **kw)
+
+    def _on_driver_setting(self, setting: Optional[ExposureSetting]) -> None:
+        if setting is not None and setting.is_valid():
+            self._initial = setting
+            self.get_logger().info(f'driver reports {setting.exposure_time_us:g} us, '
+                                   f'{setting.gain_db:g} dB')
+
+    # ------------------------------------------------------------------ parameters
+
+    def _validate(self, params) -> SetParametersResult:
+        values, reason = P.merged_values(self, self.specs, params)
+        if reason is None:
+            reason = P.check_options(values, self.sensor)
+        names = {p.name for p in params}
+        if reason is None and self._configured and names & CONTROLLER_PARAMS and \
+                values['controller'] in NEURAL:
+            path = _resolve_model_path(values)
+            if not path.is_file():
+                reason = f'model file for {values["controller"]} not found: {path}'
+            elif values['controller'] in NEEDS_FEATURES and self._perception is None:
+                reason = f'{values["controller"]} needs a detector (detector_path)'
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _apply(self, params) -> None:
+        with self._lock:
+            self.values = P.read(self, self.specs)
+            if {p.name for p in params} & (CONTROLLER_PARAMS | self._option_names):
+                self._dirty = True
+            if self._det_pub is not None:
+                self._det_pub.score_threshold = self.values['detection_score_threshold']
+            if self._actuator is not None:
+                self._actuator.timeout_s = self.values['driver_timeout_s']
+
+    # ------------------------------------------------------------------ input
+
+    def _on_image(self, msg: Image) -> None:
+        if self._active:
+            self._mailbox.put((msg, time.monotonic()))
+
+    def _on_feedback(self, msg: String) -> None:
+        try:
+            doc = json.loads(msg.data)
+            setting = ExposureSetting(float(doc['exposure_time_us']), float(doc['gain_db']))
+            key = int(doc['stamp_ns'])
+            if not setting.is_valid():
+                raise ValueError(f'invalid setting {setting}')
+        except (ValueError, KeyError, TypeError) as err:
+            self._bad_input(f'bad exposure feedback on {self.values["exposure_feedback_topic"]}'
+                            f': {err}')
+            return
+        with self._feedback_cond:
+            self._feedback[key] = setting
+            while len(self._feedback) > 256:
+                self._feedback.popitem(last=False)
+            self._feedback_seen = True
+            self._feedback_cond.notify_all()
+
+    def _used_setting(self, stamp_ns: int) -> Optional[ExposureSetting]:
+        deadline = time.monotonic() + self.values['feedback_wait_s']
+        with self._feedback_cond:
+            while True:
+                setting = self._feedback.get(stamp_ns)
+                left = deadline - time.monotonic()
+                if setting is not None or not self._feedback_seen or left <= 0:
+                    return setting
+                self._feedback_cond.wait(left)
+
+    def _bad_input(self, text: str) -> None:
+        self.bad_frames += 1
+        self._last_bad = text
+        self._last_bad_ns = time.monotonic_ns()
+        self.get_logger().warning(f'skipping input: {text}',
+                                  throttle_duration_sec=self.values['bad_input_warn_period_s'])
+
+    # ------------------------------------------------------------------ worker
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            item = self._mailbox.take(timeout=0.1)
+            if item is None:
+                continue
+            try:
+                self._process(*item)
+            except Exception as err:  # noqa: BLE001 - one bad frame must not stop the node
+                self.errors += 1
+                self._last_error = f'{type(err).__name__}: {err}'
+                self.get_logger().error(f'frame failed: {self._last_error}',
+                                        throttle_duration_sec=5.0)
+
+    def _process(self, msg: Image, received: float) -> None:
+        t_start = time.perf_counter()
+        try:
+            raw, pattern = raw_frame_from_image(msg, self.sensor.bit_depth)
+        except ImageConversionError as err:
+            self._bad_input(str(err))
+            return
+        h, w = raw.shape
+        raw = raw[:h - h % 2, :w - w % 2]
+        if raw.shape[0] < 2 or raw.shape[1] < 2:
+            self._bad_input(f'image {h}x{w} ({msg.encoding}) is too small')
+            return
+        if pattern not in (None, self.sensor.bayer_pattern) and not self._said_pattern:
+            self._said_pattern = True
+            self.get_logger().warning(f'image pattern {pattern} differs from sensor '
+                                      f'{self.sensor.name} ({self.sensor.bayer_pattern})')
+        with self._lock:
+            if self._dirty:
+                self._rebuild_locked()
+            controller, perception = self._controller, self._perception
+        if controller is None:
+            return
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        used = self._used_setting(stamp_ns)
+        if controller.last_command is None:
+            controller.reset(used or self._initial)
+        features, dets = None, None
+        if perception is not None:
+            boxes, labels, scores, layer2 = perception.run(raw)
+            dets = (boxes, labels, scores)
+            features = layer2 if controller.name in NEEDS_FEATURES else None
+        try:
+            decision = controller.step(raw, used, features=features)
+        except ControllerError as err:
+            self._bad_input(f'controller rejected the frame: {err}')
+            return
+        sent = self._actuator.command(decision.setting) if self._actuator else False
+        latency_ms = (time.perf_counter() - t_start) * 1e3
+        n_dets = 0
+        if dets is not None and self._det_pub is not None:
+            n_dets = len(self._det_pub.publish(msg.header, *dets))
+        if self.values['publish_debug_image'] and self._debug_pub is not None:
+            self._publish_debug(msg.header, raw, pattern, decision, dets)
+        with self._lock:
+            self.frames_processed += 1
+            self._latencies_ms = (self._latencies_ms + [latency_ms])[-100:]
+            self._last = {
+                'setting': decision.setting, 'target_e_s': decision.target_e_s,
+                'clamped': decision.clamped, 'converged': decision.converged,
+                'fallback': decision.fallback, 'latency_ms': latency_ms,
+                'queue_ms': (t_start - received) * 1e3 if received <= t_start else 0.0,
+                'used_source': ('feedback' if used is not None else
+                                f'inferred (latency {controller.options.latency_frames})'),
+                'used': used, 'sent': sent, 'detections': n_dets,
+                'reason': decision.info.get('fallback_reason', '')}
+
+    def _rebuild_locked(self) -> None:
+        self._dirty = False
+        try:
+            new = self._build_controller(self.values)
+        except (NeuralAEError, FileNotFoundError, OSError) as err:
+            self._last_error = f'controller not changed: {err}'
+            self.get_logger().error(self._last_error)
+            return
+        old = self._controller
+        if old is not None and old.last_command is not None:
+            new.reset(old.last_command)
+        self._controller = new
+        self.get_logger().info(f'controller {new.name} with {new.options}')
+
+    def _publish_debug(self, header, raw, pattern, decision, dets) -> None:
+        rgb = render_raw(raw, self.sensor.black_level_dn, self.sensor.white_level_dn,
+                         pattern or self.sensor.bayer_pattern)
+        scale = 1.0
+        max_w = self.values['debug_image_max_width']
+        if rgb.shape[1] > max_w:
+            scale = max_w / rgb.shape[1]
+            size = (max_w, max(2, int(round(rgb.shape[0] * scale))))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        rgb = np.ascontiguousarray(rgb)
+        if dets is not None:
+            for box, score in zip(dets[0], dets[2]):
+                if score < self.values['detection_score_threshold']:
+                    continue
+                x1, y1, x2, y2 = (int(round(float(v) * scale)) for v in box)
+                cv2.rectangle(rgb, (x1, y1), (x2, y2), (255, 200, 0), 1)
+        s = decision.setting
+        text = (f'{self.values["controller"]} {s.exposure_time_us:.0f}us '
+                f'{s.gain_db:.1f}dB EV{math.log2(s.e_s):+.2f}')
+        cv2.putText(rgb, text, (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+        self._debug_pub.publish(array_to_image(rgb, 'rgb8', header))
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def _on_diag_timer(self) -> None:
+        if self._actuator is not None:
+            self._actuator.poll()
+        self._diag_pub.publish(self.diagnostics())
+
+    def lifecycle_state(self) -> str:
+        """Return the current lifecycle state's label (``'unconfigured'``, ``'active'``...)."""
+        return self._state_machine.current_state[1]
+
+    def diagnostics(self) -> DiagnosticArray:
+        """Build the node's ``DiagnosticArray`` now."""
+        with self._lock:
+            last = dict(self._last)
+            lat = list(self._latencies_ms)
+        act = self._actuator.status() if self._actuator is not None else None
+        state = self.lifecycle_state()
+        values = {'state': state, 'controller': self.values['controller'],
+                  'frames_processed': self.frames_processed,
+                  'frames_dropped': self._mailbox.dropped, 'bad_frames': self.bad_frames,
+                  'errors': self.errors, 'last_bad_input': self._last_bad,
+                  'detector': self.values['detector_path'] or 'none'}
+        if self._det_pub is not None:
+            values['detections_topic'] = self._det_pub.topic
+        setting = last.get('setting')
+        if setting is not None:
+            values.update({
+                'exposure_time_us': f'{setting.exposure_time_us:.1f}',
+                'gain_db': f'{setting.gain_db:.2f}',
+                'ev': f'{math.log2(setting.e_s):.3f}',
+                'target_ev': f'{math.log2(last["target_e_s"]):.3f}',
+                'clamped': last['clamped'], 'converged': last['converged'],
+                'fallback': last['fallback'], 'used_setting_source': last['used_source'],
+                'decision_latency_ms': f'{last["latency_ms"]:.2f}',
+                'decision_latency_p90_ms': f'{np.percentile(lat, 90):.2f}',
+                'queue_latency_ms': f'{last["queue_ms"]:.2f}',
+                'detections': last['detections']})
+        level, message = DiagnosticStatus.OK, state
+        if act is not None:
+            values.update({
+                'driver_reachable': act['reachable'], 'driver_node': act['driver_node'],
+                'driver_preset': act['preset'], 'commands_sent': act['sent'],
+                'commands_succeeded': act['succeeded'], 'commands_rejected': act['rejected'],
+                'command_timeouts': act['timeouts'], 'driver_last_error': act['last_error'],
+                'driver_round_trip_ms': (f'{act["round_trip_ms"]:.2f}'
+                                         if math.isfinite(act['round_trip_ms']) else 'n/a')})
+        else:
+            values['driver_reachable'] = False
+        recent_bad = time.monotonic_ns() - self._last_bad_ns < 5e9 and self._last_bad_ns
+        if self._last_error and not self._configured:
+            level, message = DiagnosticStatus.ERROR, self._last_error
+        elif state == 'active':
+            if act is not None and not act['reachable']:
+                level, message = DiagnosticStatus.WARN, (
+                    f'driver {act["driver_node"]} unreachable: {act["last_error"]}')
+            elif last.get('fallback'):
+                level, message = DiagnosticStatus.WARN, f'fallback: {last["reason"]}'
+            elif recent_bad:
+                level, message = DiagnosticStatus.WARN, f'bad input: {self._last_bad}'
+            else:
+                message = 'ok'
+        status = DiagnosticStatus(
+            level=level, name=f'{self.get_name()}: auto exposure', message=message[:200],
+            hardware_id=act['driver_node'] if act else '',
+            values=[KeyValue(key=k, value=_kv(v)) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        return array
+
+
+def _kv(value) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    return str(value)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(args=None) -> int:
+    """
+    Run the node; with ``autostart`` configure and activate it.
+
+    SIGINT and SIGTERM deactivate the node before exit, so the driver's own auto exposure
+    is restored (when configured).
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    node = None
+    try:
+        node = AutoExposureNode()
+        if node.get_parameter('autostart').value:
+            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                node.trigger_activate()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except NeuralAEError as err:
+        print(f'auto_exposure_node: error: {err}')
+        return 2
+    finally:
+        if node is not None:
+            shutdown_node(node)
+        rclpy.try_shutdown()
+    return 0
+
+
+def shutdown_node(node: AutoExposureNode, executor=None, settle_s: float = 0.3) -> None:
+    """Deactivate (restoring the driver's auto exposure), let requests go out, destroy."""
+    try:
+        if node.lifecycle_state() == 'active':
+            node.trigger_deactivate()
+            end = time.monotonic() + settle_s
+            while time.monotonic() < end and node.context.ok():
+                if executor is not None:
+                    executor.spin_once(timeout_sec=0.05)
+                else:
+                    rclpy.spin_once(node, timeout_sec=0.05)
+        if node.lifecycle_state() in ('inactive', 'active'):
+            node.trigger_cleanup()
+    except Exception as err:  # noqa: BLE001 - best effort at exit
+        node.get_logger().warning(f'shutdown: {err}')
+    node.destroy_node()
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,402 @@
+"""
+camera_sim_node: a simulated LDR raw camera replaying HDR frames, commanded like a driver.
+
+Frames come from an HDR rosbag2 (``bag``: 32FC3 radiance on ``bag_topic``, COCO labels in
+``<bag>/labels.json``) or, without a bag, from the procedural scene generator
+(``scenario``: a sequence of :data:`neural_ae.core.scenes.SEQUENCE_SCENARIOS`, or ``step``:
+one static scene whose illumination is multiplied by ``step_factor`` from frame
+``step_frame`` on). Each frame is rendered with the sensor model
+(:func:`neural_ae.core.sensor.capture_rgb`, 12-bit raw) at the exposure in force.
+
+Topics (relative names; remap as needed):
+
+- ``camera/image_raw`` (``sensor_msgs/Image``, ``bayer_rggb16`` holding 12-bit values;
+  sensor-data QoS, depth 1);
+- ``camera/camera_info`` (``sensor_msgs/CameraInfo``, same header as the image);
+- ``camera/exposure`` (``std_msgs/String``, reliable, published *before* the image): a
+  JSON document per frame, ``{"stamp_ns", "frame_index", "exposure_time_us", "gain_db",
+  "e_s", "command_from_frame", "latency_frames", "illumination_scale", "gt"}``: the
+  setting that produced the frame (auto-exposure nodes use it to pair frames with
+  settings), the frame after which that command arrived (-1: initial setting), the scene's
+  illumination and the ground-truth boxes ``[x1, y1, x2, y2, label]``.
+
+Commanding: like a machine-vision driver, the parameters ``exposure_time`` [us] and
+``gain`` [dB] are the command. A change that arrives after frame ``n`` was published
+takes effect at frame ``n + 1 + latency_frames`` (frames in between keep the setting in
+force). Out-of-range values are rejected by the parameter descriptors.
+
+Modes: ``realtime`` publishes at ``rate_hz`` from a timer; ``lockstep`` publishes the next
+frame only once a command (a set of ``exposure_time``/``gain``) has arrived after the
+previous frame, or after ``lockstep_timeout_s``: deterministic for evaluation. Stamps are
+``start + k / rate_hz`` (bag: ``start + t_k - t_0``). Rendering noise is drawn from
+``numpy.random.default_rng(seed)``, so a lockstep run with a deterministic controller is
+repeatable.
+"""
+import json
+import math
+import queue
+import threading
+from typing import Optional
+
+from neural_ae.core.bags import open_hdr_bag
+from neural_ae.core.controllers import ExposureSetting
+from neural_ae.core.errors import ConfigError, NeuralAEError
+from neural_ae.core.scenes import generate_scene, iter_sequence, SEQUENCE_SCENARIOS
+from neural_ae.core.sensor import capture_rgb, load_sensor, SensorConfig
+from neural_ae.ros import params as P
+from neural_ae.ros.conversions import array_to_image, camera_info_for, ns_to_stamp
+from neural_ae.ros.qos import command_qos, image_qos
+import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header, String
+
+__all__ = ['CameraSimNode', 'SIM_SCENARIOS', 'main', 'sim_parameter_specs']
+
+SIM_SCENARIOS = tuple(SEQUENCE_SCENARIOS) + ('step',)
+MODES = ('realtime', 'lockstep')
+_POLL_S = 0.004
+
+
+def sim_parameter_specs(sensor: SensorConfig) -> list:
+    """Every parameter of :class:`CameraSimNode` for ``sensor``."""
+    return [
+        P.ParamSpec('sensor', 'imx249', 'Sensor preset name (config/sensors/<name>.yaml) or '
+                    'YAML path; sets resolution limits, noise and exposure ranges.',
+                    read_only=True),
+        P.ParamSpec('bag', '', 'HDR rosbag2 to replay (directory or .mcap/.db3); empty = '
+                    'synthetic scenes.', read_only=True),
+        P.ParamSpec('bag_topic', '/hdr/image', 'Radiance topic in the bag (32FC3).',
+                    read_only=True),
+        P.ParamSpec('scenario', 'tunnel_exit', 'Synthetic sequence when no bag is given.',
+                    read_only=True, choices=SIM_SCENARIOS),
+        P.ParamSpec('n_frames', 300, 'Frames of the synthetic sequence [frames].', 1, 1000000,
+                    read_only=True),
+        P.ParamSpec('seed', 0, 'Seed of the synthetic scenes and of the sensor noise.',
+                    0, 2 ** 31 - 1, read_only=True),
+        P.ParamSpec('height', 192, 'Synthetic frame height [px] (even).', 16, 4096,
+                    read_only=True),
+        P.ParamSpec('width', 320, 'Synthetic frame width [px] (even).', 16, 4096,
+                    read_only=True),
+        P.ParamSpec('step_factor', 16.0, 'Scenario step: illumination factor applied from '
+                    'step_frame on [-].', 1e-4, 1e4, read_only=True),
+        P.ParamSpec('step_frame', -1, 'Scenario step: first frame of the new illumination '
+                    '[frames]; -1 = n_frames / 2.', -1, 1000000, read_only=True),
+        P.ParamSpec('exposure_time', 5000.0, 'Exposure time command [us], within the '
+                    f'sensor limits [{sensor.min_exposure_us:g}, {sensor.max_exposure_us:g}].',
+                    float(sensor.min_exposure_us), float(sensor.max_exposure_us)),
+        P.ParamSpec('gain', 0.0, f'Analog gain command [dB], 0 .. {sensor.max_gain_db:g}.',
+                    0.0, float(sensor.max_gain_db)),
+        P.ParamSpec('latency_frames', 1, 'Actuation latency [frames]: a command arriving '
+                    'after frame n takes effect at frame n + 1 + latency_frames.', 0, 30),
+        P.ParamSpec('mode', 'realtime', 'realtime: publish at rate_hz; lockstep: next frame '
+                    'after the controller answered (or lockstep_timeout_s).', read_only=True,
+                    choices=MODES),
+        P.ParamSpec('rate_hz', 30.0, 'Frame rate in realtime mode, and of the stamps of '
+                    'synthetic frames [Hz].', 0.1, 1000.0, read_only=True),
+        P.ParamSpec('lockstep_timeout_s', 1.0, 'Lockstep: publish the next frame anyway '
+                    'after this long without an answer [s].', 0.01, 60.0),
+        P.ParamSpec('wait_for_subscribers', 1, 'Hold the first frame until camera/image_raw '
+                    'has this many subscribers (0 = do not wait) [-].', 0, 100, read_only=True),
+        P.ParamSpec('loop', False, 'Start again at the end of the sequence.', read_only=True),
+        P.ParamSpec('noise', True, 'Simulate shot, read and quantization noise.',
+                    read_only=True),
+        P.ParamSpec('frame_id', 'camera', 'frame_id of the published headers.',
+                    read_only=True),
+        P.ParamSpec('focal_px', 0.0, 'Focal length in camera_info [px]; 0 = uncalibrated.',
+                    0.0, 100000.0, read_only=True),
+    ]
+
+
+# --------------------------------------------------------------------------- frame sources
+
+
+def _even(radiance: np.ndarray) -> np.ndarray:
+    h, w = radiance.shape[:2]
+    return radiance[:h - h % 2, :w - w % 2]
+
+
+def synthetic_frames(scenario: str, n_frames: int, seed: int, height: int, width: int,
+                     rate_hz: float = 30.0, step_factor: float = 16.0, step_frame: int = -1):
+    """Yield ``(offset_ns, radiance, boxes_labels, meta)`` of a synthetic sequence."""
+    period_ns = int(round(1e9 / rate_hz))
+    if scenario == 'step':
+        base = generate_scene(seed, 'day', height, width)
+        first = n_frames // 2 if step_frame < 0 else step_frame
+        gt = _gt(base.boxes, base.labels)
+        for k in range(n_frames):
+            factor = step_factor if k >= first else 1.0
+            meta = {'illumination_scale': float(base.meta.get('illumination_scale', 1.0))
+                    * factor, 'event': k == first}
+            yield k * period_ns, base.radiance * np.float32(factor), gt, meta
+        return
+    for k, scene in enumerate(iter_sequence(seed, n_frames, scenario, height, width)):
+        meta = {'illumination_scale': scene.meta.get('illumination_scale'),
+                'event': scene.meta.get('event')}
+        yield k * period_ns, scene.radiance, _gt(scene.boxes, scene.labels), meta
+
+
+def _gt(boxes, labels) -> list:
+    return [[round(float(v), 1) for v in b] + [int(lab)]
+            for b, lab in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(labels).reshape(-1))]
+
+
+def bag_frames(path: str, topic: str):
+    """Yield ``(offset_ns, radiance, gt, meta)`` from an HDR bag (labels if present)."""
+    bag = open_hdr_bag(path, topic=topic)
+    by_frame = {}
+    coco = bag.labels()
+    if coco:
+        images = {img['id']: img.get('frame_index') for img in coco.get('images', [])}
+        for ann in coco.get('annotations', []):
+            idx = images.get(ann.get('image_id'))
+            if idx is None:
+                continue
+            x, y, w, h = ann['bbox']
+            by_frame.setdefault(idx, []).append([x, y, x + w, y + h, int(ann['category_id'])])
+    t0 = None
+    for k, (t_ns, radiance) in enumerate(bag.iter_radiance(topic)):
+        t0 = t_ns if t0 is None else t0
+        yield t_ns - t0, radiance, by_frame.get(k, []), {'bag_t_ns': int(t_ns)}
+
+
+class _Prefetcher:
+    """Bounded background producer of frames (at most ``depth`` waiting)."""
+
+    _END = object()
+
+    def __init__(self, make_iter, depth: int = 3, loop: bool = False):
+        self._make_iter = make_iter
+        self._queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._loop = loop
+        self.error: Optional[str] = None
+        self._thread = threading.Thread(target=self._run, name='camera_sim_prefetch',
+                                        daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                produced = 0
+                for item in self._make_iter():
+                    produced += 1
+                    if not self._put(item):
+                        return
+                if not self._loop or produced == 0:
+                    break
+        except (NeuralAEError, OSError, ValueError) as err:
+            self.error = str(err)
+        self._put(self._END)
+
+    def get(self):
+        """Next frame, None at the end; raises queue.Empty while none is ready."""
+        item = self._queue.get_nowait()
+        return None if item is self._END else item
+
+    def stop(self):
+        """Stop the producer thread."""
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+
+# --------------------------------------------------------------------------- node
+
+
+class CameraSimNode(Node):
+    """The replay simulator; see the module docstring for topics and parameters."""
+
+    def __init__(self, node_name: str = 'camera_sim', **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.sensor = load_sensor(P.declare_sensor(self))
+        self.specs = sim_parameter_specs(self.sensor)
+        self.values = P.declare(self, self.specs)
+        self.encoding = f'bayer_{self.sensor.bayer_pattern.lower()}16'
+        self._lock = threading.Lock()
+        self._rng = np.random.default_rng(self.values['seed'])
+        self._published = 0
+        self._commands = 0
+        self._schedule = {}
+        self._in_force = ExposureSetting(self.values['exposure_time'], self.values['gain'])
+        self._in_force_from = -1
+        self._answered = False
+        self._wait_start = None
+        self._start_ns = None
+        self._finished = False
+        self._said_waiting = False
+        self.image_pub = self.create_publisher(Image, 'camera/image_raw', image_qos(1))
+        self.info_pub = self.create_publisher(CameraInfo, 'camera/camera_info', image_qos(1))
+        self.exposure_pub = self.create_publisher(String, 'camera/exposure', command_qos(10))
+        self.add_on_set_parameters_callback(self._validate)
+        self.add_post_set_parameters_callback(self._apply)
+        self._source = _Prefetcher(self._make_iter, depth=3, loop=self.values['loop'])
+        lockstep = self.values['mode'] == 'lockstep'
+        period = _POLL_S if lockstep else 1.0 / self.values['rate_hz']
+        self._timer = self.create_timer(period, self._tick)
+        src = self.values['bag'] or f'synthetic {self.values["scenario"]}'
+        self.get_logger().info(
+            f'camera_sim: {src}, sensor {self.sensor.name}, mode {self.values["mode"]}, '
+            f'latency {self.values["latency_frames"]} frame(s), start exposure '
+            f'{self._in_force.exposure_time_us:g} us / {self._in_force.gain_db:g} dB')
+
+    # -- state for tests and the vehicle entry point
+
+    @property
+    def finished(self) -> bool:
+        """Return True once the sequence ended (never with ``loop``)."""
+        return self._finished
+
+    @property
+    def frames_published(self) -> int:
+        """Return the number of frames published so far."""
+        return self._published
+
+    @property
+    def commands_received(self) -> int:
+        """Count frames answered with an exposure/gain change (several per frame: once)."""
+        return self._commands
+
+    # -- frames
+
+    def _make_iter(self):
+        v = self.values
+        if v['bag']:
+            return bag_frames(v['bag'], v['bag_topic'])
+        return synthetic_frames(v['scenario'], v['n_frames'], v['seed'], v['height'],
+                                v['width'], v['rate_hz'], v['step_factor'], v['step_frame'])
+
+    def _tick(self) -> None:
+        if self._finished:
+            return
+        if self._published == 0 and \
+                self.image_pub.get_subscription_count() < self.values['wait_for_subscribers']:
+            if not self._said_waiting:
+                self.get_logger().info(f'waiting for {self.values["wait_for_subscribers"]} '
+                                       'subscriber(s) on camera/image_raw')
+                self._said_waiting = True
+            return
+        if self.values['mode'] == 'lockstep' and self._published > 0:
+            with self._lock:
+                answered = self._answered
+            waited = (self.get_clock().now().nanoseconds - self._wait_start) * 1e-9
+            if not answered and waited < self.values['lockstep_timeout_s']:
+                return
+        try:
+            item = self._source.get()
+        except queue.Empty:
+            return
+        if item is None:
+            self._finished = True
+            if self._source.error:
+                self.get_logger().error(f'camera_sim: cannot read frames: {self._source.error}')
+            else:
+                self.get_logger().info(f'camera_sim: sequence finished after '
+                                       f'{self._published} frames')
+            return
+        self._publish_frame(*item)
+
+    def _publish_frame(self, offset_ns: int, radiance: np.ndarray, gt: list, meta: dict):
+        now_ns = self.get_clock().now().nanoseconds
+        if self._start_ns is None:
+            self._start_ns = now_ns
+        stamp_ns = self._start_ns + int(offset_ns) if self.values['mode'] == 'lockstep' \
+            else now_ns
+        with self._lock:
+            k = self._published
+            if k in self._schedule:
+                self._in_force, self._in_force_from = self._schedule.pop(k)
+            for late in [f for f in self._schedule if f < k]:
+                del self._schedule[late]
+            setting = self._in_force
+            command_from = self._in_force_from
+            # Count the frame as published before it leaves, so that an answer racing
+            # the publication (multi-threaded executor) is scheduled after this frame.
+            self._answered = False
+            self._published = k + 1
+            self._wait_start = now_ns
+        radiance = _even(radiance)
+        raw = capture_rgb(radiance, setting.t_exp_s, setting.gain, self.sensor, self._rng,
+                          noise=self.values['noise'])
+        header = Header(stamp=ns_to_stamp(stamp_ns), frame_id=self.values['frame_id'])
+        doc = {'stamp_ns': int(stamp_ns), 'frame_index': k,
+               'exposure_time_us': setting.exposure_time_us, 'gain_db': setting.gain_db,
+               'e_s': setting.e_s, 'command_from_frame': command_from,
+               'latency_frames': self.values['latency_frames'],
+               'illumination_scale': _finite_or_none(meta.get('illumination_scale')),
+               'event': bool(meta.get('event')) if not isinstance(meta.get('event'), str)
+               else meta.get('event'), 'gt': gt}
+        self.exposure_pub.publish(String(data=json.dumps(doc)))
+        focal = self.values['focal_px'] or None
+        info = camera_info_for(raw.shape[1], raw.shape[0], self.values['frame_id'], focal)
+        info.header = header
+        self.image_pub.publish(array_to_image(raw, self.encoding, header))
+        self.info_pub.publish(info)
+
+    # -- parameters
+
+    def _validate(self, params) -> SetParametersResult:
+        _, reason = P.merged_values(self, self.specs, params)
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _apply(self, params) -> None:
+        names = {p.name for p in params}
+        self.values = P.read(self, self.specs)
+        if names & {'exposure_time', 'gain'}:
+            setting = ExposureSetting(self.values['exposure_time'], self.values['gain'])
+            with self._lock:
+                after = self._published - 1
+                effective = self._published + self.values['latency_frames']
+                self._schedule[effective] = (setting, after)
+                if not self._answered:
+                    self._commands += 1
+                self._answered = True
+
+    def destroy_node(self):
+        """Stop the frame producer, then destroy the node."""
+        self._source.stop()
+        return super().destroy_node()
+
+
+def _finite_or_none(v):
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def main(args=None) -> int:
+    """Run ``camera_sim_node`` until interrupted; clean up in any case."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = CameraSimNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ConfigError, NeuralAEError) as err:
+        print(f'camera_sim_node: error: {err}')
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""Driver presets: unit conversions per preset, and the SetParameters client against a node."""
+import math
+import time
+
+from hypothesis import given, settings, strategies as st
+from neural_ae.core.controllers import ExposureSetting
+from neural_ae.core.errors import ConfigError
+from neural_ae.ros import actuator as A
+import pytest
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, ParameterType
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+
+FAST = settings(max_examples=60, deadline=None)
+exposures = st.floats(20.0, 1e6)
+gains_db = st.floats(0.0, 24.0)
+
+
+def test_db_linear():
+    assert A.db_to_linear(20.0) == pytest.approx(10.0)
+    assert A.linear_to_db(2.0) == pytest.approx(6.0206, abs=1e-4)
+    assert A.linear_to_db(A.db_to_linear(7.3)) == pytest.approx(7.3)
+    with pytest.raises(A.ActuatorError):
+        A.linear_to_db(0.0)
+
+
+@FAST
+@given(us=exposures, db=gains_db)
+def test_generic_round_trip_is_exact(us, db):
+    p = A.PRESETS['generic']
+    assert A.exposure_from_driver(A.exposure_to_driver(us, p), p) == pytest.approx(us)
+    assert A.gain_from_driver(A.gain_to_driver(db, p), p) == pytest.approx(db, abs=1e-12)
+    assert isinstance(A.exposure_to_driver(us, p), float)
+
+
+@FAST
+@given(us=exposures, db=gains_db)
+def test_v4l2_round_trip_within_one_unit(us, db):
+    p = A.PRESETS['v4l2_camera']
+    value = A.exposure_to_driver(us, p)
+    assert isinstance(value, int) and value >= 1
+    assert value == max(1, round(us / 100.0))
+    assert abs(A.exposure_from_driver(value, p) - us) <= 50.0 + 1e-9 or value == 1
+    fine = A.make_preset('v4l2_camera', gain_scale=100.0)  # 100 driver units per 1x
+    g = A.gain_to_driver(db, fine)
+    assert isinstance(g, int)
+    assert A.gain_from_driver(g, fine) == pytest.approx(db, abs=20 * math.log10(1 + 0.5 / g))
+
+
+@FAST
+@given(us=exposures, db=gains_db)
+def test_camera_ros_round_trip(us, db):
+    p = A.PRESETS['camera_ros']
+    value = A.exposure_to_driver(us, p)
+    assert isinstance(value, int) and abs(value - us) <= 0.5
+    gain = A.gain_to_driver(db, p)
+    assert isinstance(gain, float) and gain == pytest.approx(10 ** (db / 20))
+    assert A.gain_from_driver(gain, p) == pytest.approx(db, abs=1e-9)
+
+
+def test_quantized_setting_and_parameter_messages():
+    s = ExposureSetting(1234.0, 6.0)
+    q = A.quantized_setting(s, A.PRESETS['v4l2_camera'])
+    assert q.exposure_time_us == 1200.0
+    msgs = A.driver_parameters(s, A.PRESETS['camera_ros'])
+    assert [(m.name, m.value.type) for m in msgs] == [
+        ('ExposureTime', ParameterType.PARAMETER_INTEGER),
+        ('AnalogueGain', ParameterType.PARAMETER_DOUBLE)]
+    assert msgs[0].value.integer_value == 1234
+    assert msgs[1].value.double_value == pytest.approx(1.99526, rel=1e-4)
+    msgs = A.driver_parameters(s, A.PRESETS['generic'])
+    pairs = [(m.name, m.value.double_value) for m in msgs]
+    assert pairs == [('exposure_time', 1234.0), ('gain', 6.0)]
+    no_gain = A.make_preset('generic', gain_param='')
+    assert [m.name for m in A.driver_parameters(s, no_gain)] == ['exposure_time']
+
+
+def test_bad_values_and_presets():
+    p = A.PRESETS['generic']
+    for bad in (0.0, -5.0, math.nan, math.inf):
+        with pytest.raises(A.ActuatorError):
+            A.exposure_to_driver(bad, p)
+    with pytest.raises(A.ActuatorError):
+        A.gain_from_driver(True, p)
+    with pytest.raises(ConfigError):
+        A.make_preset('nikon')
+    with pytest.raises(ConfigError):
+        A.make_preset('generic', gain_unit='percent')
+    with pytest.raises(ConfigError):
+        A.DriverPreset('x', 'n', 'e', auto_param='ae')
+    assert A.make_preset('v4l2_camera', exposure_param='exposure_absolute').exposure_param == \
+        'exposure_absolute'
+
+
+@pytest.fixture
+def ros():
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    ae = rclpy.create_node('actuator_test_ae', context=ctx)
+    cam = rclpy.create_node('actuator_test_camera', context=ctx)
+    cam.declare_parameter('ExposureTime', 1000, ParameterDescriptor(
+        type=ParameterType.PARAMETER_INTEGER))
+    cam.declare_parameter('AnalogueGain', 1.0, ParameterDescriptor(
+        floating_point_range=[FloatingPointRange(from_value=1.0, to_value=16.0)]))
+    cam.declare_parameter('AeEnable', True)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(ae)
+    ex.add_node(cam)
+
+    def spin_until(pred, timeout=5.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not pred():
+            ex.spin_once(timeout_sec=0.02)
+        return pred()
+
+    yield ae, cam, spin_until
+    ex.shutdown()
+    ae.destroy_node()
+    cam.destroy_node()
+    rclpy.try_shutdown(context=ctx)
+
+
+def test_actuator_commands_a_camera_ros_node_and_switches_its_auto_exposure(ros):
+    ae, cam, spin_until = ros
+    act = A.CameraActuator(ae, A.PRESETS['camera_ros'], 'actuator_test_camera', timeout_s=2.0)
+    assert spin_until(lambda: act.reachable)
+    assert act.set_auto_exposure(False)
+    assert act.command(ExposureSetting(2500.4, 6.0))  # queued behind the auto request
+    assert spin_until(lambda: act.succeeded == 2)
+    assert cam.get_parameter('AeEnable').value is False
+    assert cam.get_parameter('ExposureTime').value == 2500
+    assert cam.get_parameter('AnalogueGain').value == pytest.approx(1.99526, rel=1e-4)
+    assert act.last_applied.exposure_time_us == 2500.0
+    read = []
+    assert act.read_current(read.append)
+    assert spin_until(lambda: read)
+    assert read[0].exposure_time_us == 2500.0 and read[0].gain_db == pytest.approx(6.0)
+    # Out of the driver's range: rejected, reported, no exception.
+    assert act.command(ExposureSetting(2000.0, 30.0))
+    assert spin_until(lambda: act.rejected == 1)
+    assert 'AnalogueGain' in act.last_error or 'range' in act.last_error
+    assert act.status()['reachable']
+    act.destroy()
+
+
+def test_actuator_reports_an_unreachable_driver(ros):
+    ae, _, spin_until = ros
+    act = A.CameraActuator(ae, A.PRESETS['generic'], 'no_such_camera', timeout_s=0.2)
+    spin_until(lambda: False, timeout=0.3)
+    assert not act.reachable
+    assert not act.command(ExposureSetting(1000.0, 0.0))
+    status = act.status()
+    assert status['unavailable'] == 1 and not status['reachable']
+    assert 'not available' in status['last_error']
+    act.poll()
+    act.destroy()
