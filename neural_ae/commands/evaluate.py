@@ -1,0 +1,311 @@
+"""
+``neural-ae evaluate``: the paper's shift protocol, closed-loop drives, HDR bags; report.
+
+``--protocol shift|drive|bag|all`` (``all`` = shift + drive, + bag with ``--bag``);
+``--quick`` applies the ``quick:`` section of ``config/evaluate.yaml`` (fewer pairs,
+repeats and frames, a coarser oracle sweep: about 20-30 minutes on 2 CPU cores). Writes
+``report.md``, ``results.json`` and PNG figures to ``--out``; ``--benchmarks`` also
+refreshes ``BENCHMARKS.md`` and ``docs/benchmarks/``. See
+:mod:`neural_ae.core.evaluation.protocols` for the protocols and
+:mod:`neural_ae.core.evaluation.report` for the report.
+"""
+import datetime
+import math
+import os
+from pathlib import Path
+import platform
+import shlex
+import subprocess
+import sys
+import time
+
+from neural_ae.core.errors import EvaluationError
+
+PROTOCOLS = ('shift', 'drive', 'bag', 'all')
+
+
+def add_parser(sub) -> None:
+    """Register ``evaluate``."""
+    p = sub.add_parser(
+        'evaluate', help="benchmarks: the paper's shift protocol (Table 1), closed-loop drives, "
+        'HDR bags; Markdown report with figures',
+        description='Evaluate exposure controllers with their detectors: shift protocol '
+        '(paper Sec. 6.1), closed-loop drives with illumination events (mAP + convergence, '
+        'overshoot, flicker), or a labelled HDR bag. Writes report.md, results.json and PNGs.')
+    p.add_argument('--protocol', choices=PROTOCOLS, default='all',
+                   help='which protocol(s) to run (all = shift + drive, + bag with --bag)')
+    p.add_argument('--quick', action='store_true',
+                   help="the config's quick settings (CPU: about 20-30 min on 2 cores)")
+    p.add_argument('--config', help='evaluation YAML (default config/evaluate.yaml)')
+    p.add_argument('--models', help='folder of training checkpoints (default: config '
+                   'models_dir, i.e. models/)')
+    p.add_argument('--checkpoint', action='append', default=[], metavar='METHOD=PATH',
+                   help='use this checkpoint for a method (e.g. hybrid_nn=out/x/model.pt); '
+                   'repeatable')
+    p.add_argument('--methods', help='comma-separated subset of fixed,average,gradient,'
+                   'histogram_nn,semantic_nn,hybrid_nn')
+    p.add_argument('--no-oracle', action='store_true', help='skip the oracle (faster)')
+    p.add_argument('--allow-untrained', action='store_true',
+                   help='run methods without a checkpoint with random weights (mechanics '
+                   'only; flagged UNTRAINED everywhere)')
+    p.add_argument('--bag', help='HDR rosbag2 with labels.json for --protocol bag')
+    p.add_argument('--bag-topic', default=None, help='radiance topic of the bag')
+    p.add_argument('--bag-max-frames', type=int, default=None, help='use at most N frames')
+    p.add_argument('--split', choices=('test', 'val'), default='test',
+                   help='scene seeds: held-out test seeds (default) or validation seeds '
+                   '(for tuning, e.g. the smoothing)')
+    p.add_argument('--pairs', type=int, help='override the number of shift pairs')
+    p.add_argument('--repeats', type=int, help='override the number of repeats')
+    p.add_argument('--adaptive-mu', type=float, help='override adaptive_mu')
+    p.add_argument('--adaptive-scale-ev', type=float, help='override adaptive_scale_ev')
+    p.add_argument('--sensor', default='imx249', help='sensor preset or YAML')
+    p.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'),
+                   help='where the detectors run (auto: cuda when available)')
+    p.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1)')
+    p.add_argument('--out', default=None, help='output folder (default out/evaluate or '
+                   'out/evaluate_quick)')
+    p.add_argument('--benchmarks', action='store_true',
+                   help='also write BENCHMARKS.md and docs/benchmarks/*.png')
+    p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    p.set_defaults(func=run)
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == 'cuda' and not torch.cuda.is_available():
+        raise EvaluationError('--device cuda requested but CUDA is not available')
+    if name == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    return name
+
+
+def _git(*args) -> str:
+    try:
+        return subprocess.run(['git', *args], capture_output=True, text=True, timeout=10,
+                              check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ''
+
+
+def machine_line(device: str, threads: int) -> str:
+    """CPU/GPU, core count, OS, torch version, threads (for the report)."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                cpu = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = ''
+    if device == 'cuda':
+        gpu = f', GPU {torch.cuda.get_device_name(0)}'
+    return (f'{cpu}, {os.cpu_count()} cores{gpu}; {platform.system()} {platform.release()}; '
+            f'Python {platform.python_version()}, torch {torch.__version__}, '
+            f'{threads} torch thread(s), device {device}')
+
+
+def _train_yaml_configs() -> list:
+    from neural_ae.core.paths import config_dir
+    from neural_ae.core.training.config import load_config
+
+    out = []
+    try:
+        folder = config_dir()
+    except FileNotFoundError:
+        return out
+    for path in sorted(folder.glob('train_*.yaml')):
+        try:
+            out.append(load_config(path))
+        except Exception:  # noqa: BLE001 - a broken YAML is the training command's problem
+            continue
+    return out
+
+
+def _models_folder(name: str) -> Path:
+    from neural_ae.core.paths import models_dir
+
+    path = Path(name)
+    if path.is_absolute() or path.exists():
+        return path
+    try:
+        return models_dir()
+    except FileNotFoundError:
+        return path
+
+
+def _checkpoint_lines(cks: dict) -> list:
+    lines = []
+    for ae, info in cks.items():
+        cfg = info.config
+        last = (info.metrics or {}).get('last') or {}
+        summ = last.get('summary') or {}
+        val = ', '.join(f'{k} {100 * v:.1f}' for k, v in summ.items()
+                        if isinstance(v, (int, float)) and math.isfinite(v))
+        card = f'; model card {info.card}' if info.card else '; no model card'
+        lines.append(f'`{info.path}`: ae={ae}, run {cfg.name!r}, {cfg.height}x{cfg.width}, '
+                     f'train seeds {cfg.train_seed_start}..'
+                     f'{cfg.train_seed_start + cfg.train_size - 1}, val seeds '
+                     f'{cfg.val_seed_start}..{cfg.val_seed_start + cfg.val_size - 1}'
+                     + (f'; val mAP@0.5 [%] {val}' if val else '') + card)
+    return lines
+
+
+def run(args) -> int:
+    """Run the chosen protocols, print the tables, write the report."""
+    import torch
+    from neural_ae.core.evaluation import protocols as P
+    from neural_ae.core.evaluation import report as R
+    from neural_ae.core.paths import config_dir
+    from neural_ae.core.sensor import load_sensor
+
+    t_start = time.perf_counter()
+    torch.set_num_threads(max(1, args.threads))
+    config = args.config or str(config_dir() / 'evaluate.yaml')
+    methods = None
+    if args.methods:
+        methods = tuple(m.strip() for m in args.methods.split(',') if m.strip())
+    cfg = P.load_eval_config(config, quick=args.quick, methods=methods,
+                             shift_pairs=args.pairs, shift_repeats=args.repeats,
+                             adaptive_mu=args.adaptive_mu,
+                             adaptive_scale_ev=args.adaptive_scale_ev,
+                             models_dir=args.models)
+    protocols = {'shift', 'drive'} if args.protocol == 'all' else {args.protocol}
+    if args.protocol == 'all' and args.bag:
+        protocols.add('bag')
+    if 'bag' in protocols and not args.bag:
+        raise EvaluationError('--protocol bag needs --bag PATH (an HDR rosbag2 with '
+                              'labels.json)')
+    explicit = {}
+    for pair in args.checkpoint:
+        key, sep, value = pair.partition('=')
+        if not sep or key not in P.METHODS:
+            raise EvaluationError(f'--checkpoint expects METHOD=PATH with METHOD in '
+                                  f'{P.METHODS}, got {pair!r}')
+        explicit[key] = value
+    device = _device(args.device)
+    sensor = load_sensor(args.sensor)
+    models = _models_folder(cfg.models_dir)
+    h0, w0 = cfg.height or 192, cfg.width or 320
+    built = P.build_methods(models, cfg.methods, sensor, device, args.allow_untrained,
+                            explicit, cfg.fixed_detector, cfg.oracle_detector, h0, w0)
+    cks = built['checkpoints']
+    ref = cks.get('hybrid') or next(iter(cks.values()), None)
+    height = cfg.height or (ref.config.height if ref else 192)
+    width = cfg.width or (ref.config.width if ref else 320)
+    warnings = list(built['warnings'])
+    if not built['methods']:
+        raise EvaluationError('no method can be evaluated: ' + '; '.join(warnings))
+    # seeds
+    if args.split == 'test':
+        pair_start = cfg.test_seed_start
+        drive_start = cfg.test_seed_start + P.DRIVE_SEED_OFFSET
+    else:
+        val = ref.config.val_seed_start if ref else 1_000_000
+        pair_start, drive_start = val, val
+        warnings.append(f'--split val: VALIDATION seeds ({val}..), for tuning; these are not '
+                        f'the held-out test figures')
+    n_pairs = cfg.shift_pairs
+    pair_seeds = list(range(pair_start, pair_start + n_pairs)) if 'shift' in protocols else []
+    drive_seeds = list(range(drive_start, drive_start + len(cfg.drives))) \
+        if 'drive' in protocols else []
+    train_cfgs = list(built['configs']) + _train_yaml_configs()
+    if args.split == 'test':
+        P.check_test_seeds(pair_seeds + drive_seeds, train_cfgs)
+    else:
+        P.check_test_seeds(pair_seeds + drive_seeds, train_cfgs, where='validation',
+                           splits=('train',))
+    oracle = None
+    if cfg.oracle and not args.no_oracle and built['oracle'] is not None:
+        oracle = P.OracleSpec(built['oracle'], built['oracle_from'], cfg.oracle_sweep,
+                              cfg.oracle_range_ev)
+    for w in warnings:
+        sys.stderr.write(f'WARNING: {w}\n')
+    progress = not args.no_progress
+    shift = drives = bag = None
+    drive_frames = {}
+    if 'shift' in protocols:
+        pairs = P.procedural_pairs(pair_start, n_pairs, height, width, cfg.cache_dir)
+        if hasattr(pairs, 'prepare'):
+            pairs.prepare(progress=progress)
+        shift = P.run_shift_protocol(pairs, built['methods'], sensor, cfg.shift_levels,
+                                     cfg.shift_repeats, cfg.shift_flip, oracle,
+                                     seed=cfg.noise_seed, progress=progress)
+        print(f'\nShift protocol ({n_pairs} pairs, seeds {pair_start}..'
+              f'{pair_start + n_pairs - 1}{", + flips" if cfg.shift_flip else ""}, '
+              f'{cfg.shift_repeats} repeats; mAP@0.5 [%] mean +- std):')
+        print(R.shift_table_text(shift))
+    if 'drive' in protocols:
+        drive_list = P.make_drives(cfg.drives, drive_start, height, width, sensor)
+        drive_frames = {d.name: d.frames for d in drive_list}
+        d_oracle = None
+        if oracle is not None and cfg.drive_oracle:
+            d_oracle = P.OracleSpec(oracle.perception, oracle.detector_from,
+                                    cfg.drive_oracle_sweep, cfg.drive_oracle_range_ev)
+        drives = P.run_drive_protocol(drive_list, built['methods'], sensor,
+                                      cfg.drive_smoothings, cfg.smoothing_options(), d_oracle,
+                                      cfg.latency_frames, seed=cfg.noise_seed,
+                                      progress=progress)
+        print('\nDrive protocol (closed loop):')
+        print(R.drive_table_text(drives))
+    if 'bag' in protocols:
+        bag_drive = P.load_bag_frames(args.bag, height, width, sensor, args.bag_topic,
+                                      args.bag_max_frames)
+        bag_pairs = P.DrivePairs(bag_drive, sensor.bayer_pattern)
+        bag = {'name': bag_drive.name, 'shift': None, 'drives': None}
+        if len(bag_pairs):
+            bag['shift'] = P.run_shift_protocol(bag_pairs, built['methods'], sensor,
+                                                cfg.shift_levels, cfg.shift_repeats,
+                                                cfg.shift_flip, oracle, seed=cfg.noise_seed,
+                                                progress=progress)
+            print(f'\nBag {bag_drive.name}: shift protocol over {len(bag_pairs)} pairs:')
+            print(R.shift_table_text(bag['shift']))
+        else:
+            warnings.append(f'bag {args.bag}: no consecutive pair with a labelled second '
+                            f'frame; shift protocol skipped')
+        bag['drives'] = P.run_drive_protocol([bag_drive], built['methods'], sensor,
+                                             cfg.drive_smoothings, cfg.smoothing_options(),
+                                             None, cfg.latency_frames, seed=cfg.noise_seed,
+                                             keep_raw_for=(), progress=progress)
+        print(f'\nBag {bag_drive.name}: closed loop:')
+        print(R.drive_table_text(bag['drives']))
+    out = Path(args.out or ('out/evaluate_quick' if args.quick else 'out/evaluate'))
+    commit = _git('rev-parse', '--short', 'HEAD') or 'unknown'
+    dirty = _git('status', '--porcelain', '--untracked-files=no')
+    context = {
+        'command': 'neural-ae evaluate ' + ' '.join(shlex.quote(a) for a in sys.argv[2:])
+        if len(sys.argv) > 1 and sys.argv[1] == 'evaluate' else 'neural-ae evaluate',
+        'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+        'machine': machine_line(device, torch.get_num_threads()),
+        'commit': commit + (' (working tree has uncommitted changes)' if dirty else ''),
+        'warnings': warnings, 'checkpoints': _checkpoint_lines(cks),
+        'seconds': time.perf_counter() - t_start,
+        'settings': {**cfg.to_dict(), 'split': args.split, 'pair_seeds':
+                     [pair_start, pair_start + n_pairs - 1] if pair_seeds else None,
+                     'drive_seeds': [drive_start, drive_start + len(cfg.drives) - 1]
+                     if drive_seeds else None, 'height': height, 'width': width,
+                     'models_dir': str(models), 'protocols': sorted(protocols),
+                     'quick': bool(args.quick), 'oracle_from': built['oracle_from']}}
+    written = R.write_report(out, context, shift, drives, bag, drive_frames, sensor)
+    if written['targets']:
+        print('\nTargets:')
+        for t in written['targets']:
+            met = {True: 'MET', False: 'MISSED', None: 'not measured'}[t['met']]
+            print(f'  [{met}] {t["target"]}: {t["value"]}')
+    if warnings:
+        print('\nWARNINGS:')
+        for w in warnings:
+            print(f'  ! {w}')
+    print(f'\nreport: {written["report"]}')
+    print(f'results: {written["results"]}')
+    for f in written['figures']:
+        print(f'figure: {f}')
+    if args.benchmarks:
+        bench = R.write_benchmarks('BENCHMARKS.md', written, 'docs/benchmarks',
+                                   'docs/benchmarks')
+        print(f'benchmarks: {bench}')
+    print(f'wall time: {time.perf_counter() - t_start:.0f} s')
+    return 0

@@ -1,0 +1,568 @@
+"""
+Evaluation report: text and Markdown tables, target checks, PNG figures, BENCHMARKS.md.
+
+Inputs are the dicts of :mod:`neural_ae.core.evaluation.protocols`
+(:func:`~neural_ae.core.evaluation.protocols.run_shift_protocol`,
+:func:`~neural_ae.core.evaluation.protocols.run_drive_protocol`). AP values are
+fractions in the protocol results and shown as percentages (the paper's Table 1 style).
+
+Figures (matplotlib, Agg backend):
+
+- ``shift_map.png``: mAP per method per shift level, error bars = std over repeats;
+- ``drive_tunnel_exit_exposure.png`` (and ``drive_step10x_exposure.png``): exposure in
+  force per frame for each method, with the scene's mid-grey exposure;
+- ``frame_grid.png``: the same frame (just after the tunnel exit) as captured under each
+  method, rendered with :func:`neural_ae.core.preview.render_raw`, ground truth dashed,
+  detections with confidence >= 0.5 drawn.
+"""
+import json
+import math
+from pathlib import Path
+import shutil
+from typing import Optional
+
+from neural_ae.core.evaluation.detection_metrics import CLASSES
+from neural_ae.core.evaluation.protocols import BASELINES, method_label
+import numpy as np
+
+TARGET_MARGIN_K10 = 6.0
+"""Hybrid NN ahead of the best baseline at k = 10 by this many mAP points."""
+TARGET_GAP_CLOSED = 0.7
+"""Hybrid NN closes this fraction of the Average AE -> oracle gap at k = 10."""
+TARGET_CONVERGE_FRAMES = 5
+TARGET_OSCILLATIONS = 1
+TARGET_FLICKER_EV = 0.05
+DET_THRESHOLD = 0.5
+"""Detections drawn in the frame grid have at least this confidence."""
+
+
+def _pct(v) -> str:
+    return 'n/a' if v is None or not math.isfinite(v) else f'{100 * v:.2f}'
+
+
+def _num(v, fmt='{:.2f}') -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return 'n/a'
+    return fmt.format(v)
+
+
+def _rows(shift: dict) -> list:
+    rows = [(name, e) for name, e in shift['methods'].items()]
+    if shift.get('oracle'):
+        rows.append(('oracle', shift['oracle']))
+    return rows
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def shift_table_text(shift: dict) -> str:
+    """Plain-text mAP table: methods x shift levels, ``mean +- std`` [%], detector used."""
+    levels = [f'{k:g}' for k in shift['levels']]
+    head = f'{"method":<22}' + ''.join(f'{"k=" + k:>17}' for k in levels) + '  detector'
+    lines = [head, '-' * len(head)]
+    for name, e in _rows(shift):
+        cells = ''.join(f'{_pct(e["levels"][k]["map50_mean"]) + " +- "}'
+                        f'{_pct(e["levels"][k]["map50_std"]):<7}'.rjust(17) for k in levels)
+        flag = ' UNTRAINED' if e.get('untrained') else ''
+        lines.append(f'{method_label(name) + flag:<22}{cells}  {e["detector_from"]}')
+    return '\n'.join(lines)
+
+
+def shift_table_md(shift: dict) -> str:
+    """Markdown mAP table (mean +- std over repeats, %), with the detector used."""
+    levels = [f'{k:g}' for k in shift['levels']]
+    out = ['| method | ' + ' | '.join(f'mAP k = {k}' for k in levels)
+           + ' | median abs(log2 e2/e_base) at k = ' + levels[-1] + ' | detector |',
+           '|---|' + '---:|' * len(levels) + '---:|---|']
+    best = {}
+    for k in levels:
+        vals = [e['levels'][k]['map50_mean'] for n, e in shift['methods'].items()]
+        vals = [v for v in vals if math.isfinite(v)]
+        best[k] = max(vals) if vals else math.nan
+    for name, e in _rows(shift):
+        cells = []
+        for k in levels:
+            st = e['levels'][k]
+            txt = f'{_pct(st["map50_mean"])} ± {_pct(st["map50_std"])}'
+            if name != 'oracle' and math.isfinite(st['map50_mean']) and \
+                    st['map50_mean'] == best[k]:
+                txt = f'**{txt}**'
+            cells.append(txt)
+        flag = ' (UNTRAINED)' if e.get('untrained') else ''
+        ev = _num(e['levels'][levels[-1]].get('ev_error_median'), '{:.2f} EV')
+        out.append(f'| {method_label(name)}{flag} | ' + ' | '.join(cells)
+                   + f' | {ev} | {e["detector_from"]} |')
+    return '\n'.join(out)
+
+
+def class_table_md(shift: dict, level: str) -> str:
+    """Markdown per-class AP table at one shift level (Table 1 layout)."""
+    names = ', '.join(CLASSES)
+    out = [f'| method | {" | ".join(CLASSES)} | mAP |',
+           '|---|' + '---:|' * (len(CLASSES) + 1)]
+    for name, e in _rows(shift):
+        st = e['levels'][level]
+        cells = [f'{_pct(st["ap50_mean"][c])} ± {_pct(st["ap50_std"][c])}' for c in CLASSES]
+        out.append(f'| {method_label(name)} | ' + ' | '.join(cells)
+                   + f' | {_pct(st["map50_mean"])} ± {_pct(st["map50_std"])} |')
+    gt = next(iter(_rows(shift)))[1]['levels'][level].get('num_gt', {})
+    if gt:
+        out.append('')
+        out.append(f'Ground-truth boxes per repeat ({names}): '
+                   + ', '.join(str(gt.get(c, 0)) for c in CLASSES) + '.')
+    return '\n'.join(out)
+
+
+DRIVE_COLUMNS = (('map', 'mAP [%]'), ('frames_to_converge', 'conv [fr]'),
+                 ('overshoot_ev', 'overshoot [EV]'), ('oscillations', 'osc'),
+                 ('flicker_ev', 'flicker [EV]'), ('settled_offset_ev', 'offset [EV]'),
+                 ('saturated_time', 'sat. time'))
+
+
+def _drive_cells(run: dict) -> list:
+    s = run['metrics']['summary']
+    conv = s['frames_to_converge']
+    return [_pct(run['ap']['map50']), 'never' if conv is None and s['n_events'] else
+            _num(conv, '{}'), _num(s['overshoot_ev']), _num(s['oscillations'], '{}'),
+            _num(s['flicker_ev'], '{:.3f}'), _num(s['settled_offset_ev']),
+            _num(s['saturated_time'], '{:.0%}')]
+
+
+def drive_table_md(drives: dict) -> str:
+    """One Markdown table per drive: mAP over all frames and the temporal metrics."""
+    parts = []
+    for d in drives['drives']:
+        n_ev = None
+        lines = ['| method | ' + ' | '.join(t for _, t in DRIVE_COLUMNS) + ' |',
+                 '|---|' + '---:|' * len(DRIVE_COLUMNS)]
+        for key, run in d['runs'].items():
+            n_ev = run['metrics']['summary']['n_events']
+            lines.append(f'| {method_label(key)} | ' + ' | '.join(_drive_cells(run)) + ' |')
+        parts.append(f'**{d["name"]}** (scenario {d["scenario"]}, seed {d["seed"]}, '
+                     f'{d["n_frames"]} frames, {n_ev} illumination event(s))\n\n'
+                     + '\n'.join(lines))
+    return '\n\n'.join(parts)
+
+
+def drive_table_text(drives: dict) -> str:
+    """Plain-text version of :func:`drive_table_md`."""
+    out = []
+    head = f'{"method":<24}' + ''.join(f'{t:>15}' for _, t in DRIVE_COLUMNS)
+    for d in drives['drives']:
+        out.append(f'{d["name"]} (seed {d["seed"]}, {d["n_frames"]} frames)')
+        out.append(head)
+        out.append('-' * len(head))
+        for key, run in d['runs'].items():
+            out.append(f'{method_label(key):<24}' + ''.join(f'{c:>15}'
+                                                            for c in _drive_cells(run)))
+        out.append('')
+    return '\n'.join(out).rstrip()
+
+
+def step_events_md(drives: dict, name: str = 'step10x') -> str:
+    """Per-event detail (frames to converge, overshoot, oscillations) of a step drive."""
+    d = next((x for x in drives['drives'] if x['name'] == name), None)
+    if d is None:
+        return ''
+    lines = ['| method | event | step [EV] | conv [fr] | overshoot [EV] | osc | '
+             'flicker [EV] |', '|---|---:|---:|---:|---:|---:|---:|']
+    for key, run in d['runs'].items():
+        for ev in run['metrics']['events']:
+            lines.append(f'| {method_label(key)} | {ev["start"]} | {_num(ev["step_ev"])} | '
+                         f'{_num(ev["frames_to_converge"], "{}")} | '
+                         f'{_num(ev["overshoot_ev"])} | {ev["oscillations"]} | '
+                         f'{_num(ev["flicker_ev"], "{:.3f}")} |')
+    return '\n'.join(lines)
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def check_targets(shift: Optional[dict], drives: Optional[dict]) -> list:
+    """
+    Check the issue's targets: ``[{'target', 'value', 'met' (True/False/None), 'note'}]``.
+
+    ``met`` None: not measurable in this run (a method or protocol missing).
+    """
+    out = []
+    if shift is not None:
+        levels = [f'{k:g}' for k in shift['levels']]
+        meth = shift['methods']
+        hyb = meth.get('hybrid_nn')
+        base = {n: meth[n] for n in BASELINES if n in meth}
+        k_top = levels[-1]
+        if hyb is None or not base:
+            out.append({'target': 'Hybrid NN ahead of the best baseline at every shift level',
+                        'value': 'n/a', 'met': None,
+                        'note': 'Hybrid NN or every baseline missing from this run'})
+        else:
+            margins = {}
+            for k in levels:
+                best_name = max(base, key=lambda n: base[n]['levels'][k]['map50_mean'])
+                margins[k] = (100 * (hyb['levels'][k]['map50_mean']
+                                     - base[best_name]['levels'][k]['map50_mean']), best_name)
+            out.append({'target': 'Hybrid NN ahead of the best baseline at every shift level',
+                        'value': ', '.join(f'k={k}: {m:+.2f} vs {method_label(b)}'
+                                           for k, (m, b) in margins.items()),
+                        'met': all(m > 0 for m, _ in margins.values()), 'note': ''})
+            m10, b10 = margins[k_top]
+            out.append({'target': f'... by >= {TARGET_MARGIN_K10:g} mAP at k = {k_top}',
+                        'value': f'{m10:+.2f} mAP (vs {method_label(b10)})',
+                        'met': m10 >= TARGET_MARGIN_K10, 'note': ''})
+        orc, avg = shift.get('oracle'), meth.get('average')
+        if hyb is None or orc is None or avg is None:
+            out.append({'target': f'Hybrid NN closes >= {TARGET_GAP_CLOSED:.0%} of the Average '
+                        f'-> oracle gap at k = {k_top}', 'value': 'n/a', 'met': None,
+                        'note': 'Hybrid NN, Average AE or the oracle missing from this run'})
+        else:
+            a = avg['levels'][k_top]['map50_mean']
+            o = orc['levels'][k_top]['map50_mean']
+            h = hyb['levels'][k_top]['map50_mean']
+            gap = o - a
+            frac = (h - a) / gap if gap > 1e-9 else math.nan
+            out.append({'target': f'Hybrid NN closes >= {TARGET_GAP_CLOSED:.0%} of the Average '
+                        f'-> oracle gap at k = {k_top}',
+                        'value': (f'{frac:.0%} (Average {100 * a:.2f}, Hybrid {100 * h:.2f}, '
+                                  f'oracle {100 * o:.2f})' if math.isfinite(frac) else
+                                  f'gap {100 * gap:.2f} mAP: not measurable'),
+                        'met': bool(frac >= TARGET_GAP_CLOSED) if math.isfinite(frac) else None,
+                        'note': ''})
+    if drives is not None:
+        d = next((x for x in drives['drives'] if x['name'] == 'step10x'), None)
+        keys = [] if d is None else [k for k in d['runs'] if k.startswith('hybrid_nn')]
+        if not keys:
+            out.append({'target': 'Hybrid NN converges within 5 frames after a 10x step, '
+                        '<= 1 overshoot, flicker < 0.05 EV', 'value': 'n/a', 'met': None,
+                        'note': 'no step10x drive or no Hybrid NN in this run'})
+        for key in keys:
+            evs = d['runs'][key]['metrics']['events']
+            conv = [e['frames_to_converge'] for e in evs]
+            osc = [e['oscillations'] for e in evs]
+            flick = d['runs'][key]['metrics']['summary']['flicker_ev']
+            # a controller that does not move "converges" at once: require that it
+            # followed the step (moved at least half of it)
+            need = 0.5 * math.log2(10.0)
+            moved = [abs(e['step_ev']) >= need for e in evs]
+            ok_conv = bool(evs) and all(moved) and all(
+                c is not None and c <= TARGET_CONVERGE_FRAMES for c in conv)
+            ok_osc = bool(evs) and all(o <= TARGET_OSCILLATIONS for o in osc)
+            ok_fl = flick < TARGET_FLICKER_EV
+            out.append({'target': f'{method_label(key)}: step10x converges <= '
+                        f'{TARGET_CONVERGE_FRAMES} frames, <= {TARGET_OSCILLATIONS} overshoot '
+                        f'(sign change), flicker < {TARGET_FLICKER_EV} EV',
+                        'value': (f'frames {conv}, moved '
+                                  f'{[round(e["step_ev"], 2) for e in evs]} EV, sign changes '
+                                  f'{osc}, flicker {flick:.3f} EV'),
+                        'met': ok_conv and ok_osc and ok_fl, 'note': ''})
+    return out
+
+
+def targets_md(targets: list) -> str:
+    """Markdown table of :func:`check_targets`."""
+    lines = ['| target | value | met |', '|---|---|---|']
+    for t in targets:
+        met = {True: 'yes', False: '**no**', None: 'not measured'}[t['met']]
+        note = f' ({t["note"]})' if t['note'] else ''
+        lines.append(f'| {t["target"]} | {t["value"]}{note} | {met} |')
+    return '\n'.join(lines)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_shift(shift: dict, path: Path) -> Path:
+    """Plot mAP per method per shift level as grouped bars, error bars = std over repeats."""
+    plt = _plt()
+    rows = _rows(shift)
+    levels = [f'{k:g}' for k in shift['levels']]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(levels) * max(len(rows), 1) / 3), 4.2))
+    width = 0.8 / max(len(rows), 1)
+    x = np.arange(len(levels))
+    for j, (name, e) in enumerate(rows):
+        means = [100 * e['levels'][k]['map50_mean'] for k in levels]
+        stds = [100 * e['levels'][k]['map50_std'] for k in levels]
+        hatch = '//' if name == 'oracle' else None
+        ax.bar(x + (j - (len(rows) - 1) / 2) * width, means, width, yerr=stds, capsize=3,
+               label=method_label(name) + (' (untrained)' if e.get('untrained') else ''),
+               hatch=hatch, edgecolor='0.3' if hatch else None)
+    ax.set_xticks(x)
+    ax.set_xticklabels([f'k = {k}' for k in levels])
+    ax.set_ylabel('mAP@0.5 [%]')
+    ax.set_title(f'Shift protocol: {shift["n_pairs"]} pairs'
+                 f'{" + flips" if shift["flip"] else ""}, {shift["repeats"]} repeats '
+                 f'(mean ± std)')
+    ax.grid(True, axis='y', alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_drive_exposure(drive: dict, path: Path) -> Path:
+    """Exposure in force per frame for every run of one drive, with mid-grey and events."""
+    from neural_ae.core.metrics_temporal import find_events
+
+    plt = _plt()
+    runs = drive['runs']
+    first = next(iter(runs.values()))['result']
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8.5, 6.4), sharex=True,
+                                  gridspec_kw={'height_ratios': [3, 2]})
+    frames = np.arange(first.n_frames)
+    ax.semilogy(frames, first.e_base_s * 1e3, color='0.5', ls='--', lw=1.2,
+                label='scene mid-grey exposure (e_base)')
+    for key, run in runs.items():
+        r = run['result']
+        ls = ':' if key == 'oracle' else '-'
+        ax.semilogy(frames, r.e_s * 1e3, ls=ls, lw=1.5, label=method_label(key))
+        ax2.plot(frames, r.mean_raw_dn, ls=ls, lw=1.1)
+    for k, (a, _) in enumerate(find_events(first)):
+        for axis in (ax, ax2):
+            axis.axvline(a, color='red', ls='--', lw=0.8,
+                         label='illumination step' if k == 0 and axis is ax else None)
+    ax.set_ylabel('exposure e = K t in force [ms]')
+    ax.set_title(f'{drive["name"]} (seed {drive["seed"]}): exposure over time')
+    ax.grid(True, which='both', alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    ax2.axhline(0.5 * first.white_level_dn, color='0.5', ls='--', lw=1)
+    ax2.set_ylabel('mean raw [DN]')
+    ax2.set_xlabel('frame')
+    ax2.set_ylim(0, first.white_level_dn * 1.05)
+    ax2.grid(True, alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def grid_frame_index(drive: dict, after: int = 2) -> int:
+    """Frame shown in the grid: ``after`` frames after the first illumination event."""
+    from neural_ae.core.metrics_temporal import find_events
+
+    first = next(iter(drive['runs'].values()))['result']
+    events = find_events(first)
+    k = events[0][0] + after if events else first.n_frames // 2
+    return int(min(max(k, 0), first.n_frames - 1))
+
+
+def plot_frame_grid(drive: dict, frames: list, sensor, path: Path,
+                    index: Optional[int] = None) -> Optional[Path]:
+    """
+    Show the same frame as captured under each method, detections (conf >= 0.5) drawn.
+
+    ``frames``: the drive's :class:`~neural_ae.core.evaluation.protocols.Frame` list (for
+    the ground truth). Returns None when no run kept its raw frames.
+    """
+    from matplotlib import patches
+    from neural_ae.core.preview import render_raw
+
+    runs = [(k, r) for k, r in drive['runs'].items() if r.get('raws')]
+    if not runs:
+        return None
+    plt = _plt()
+    k = grid_frame_index(drive) if index is None else index
+    cols = min(3, len(runs))
+    nrows = int(math.ceil(len(runs) / cols))
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.3 * nrows), squeeze=False)
+    cmap = plt.get_cmap('tab10')
+    gt = frames[k]
+    for ax in axes.ravel():
+        ax.axis('off')
+    for ax, (key, run) in zip(axes.ravel(), runs):
+        raw = run['raws'][k]
+        ax.imshow(render_raw(raw, sensor.black_level_dn, sensor.white_level_dn,
+                             sensor.bayer_pattern))
+        for b in np.asarray(gt.boxes).reshape(-1, 4):
+            ax.add_patch(patches.Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False,
+                                           ec='white', ls='--', lw=0.8))
+        dets = run['detections'][k]
+        keep = dets['scores'] >= DET_THRESHOLD
+        for b, lab, sc in zip(dets['boxes'][keep], dets['labels'][keep], dets['scores'][keep]):
+            c = cmap((int(lab) - 1) % 10)
+            ax.add_patch(patches.Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False,
+                                           ec=c, lw=1.2))
+            ax.text(b[0], b[1] - 1, f'{CLASSES[int(lab) - 1]} {sc:.2f}', color=c, fontsize=5)
+        r = run['result']
+        ax.set_title(f'{method_label(key)}: e = {r.e_s[k] * 1e3:.3g} ms '
+                     f'({math.log2(r.e_s[k] / r.e_base_s[k]):+.1f} EV vs e_base)', fontsize=8)
+    fig.suptitle(f'{drive["name"]} frame {k} (first event + 2) as captured; white dashed = '
+                 f'ground truth, coloured = detections with confidence >= {DET_THRESHOLD}',
+                 fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _clean(obj):
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def drives_json(drives: dict) -> dict:
+    """JSON-friendly drive results (per-frame settings, metrics, AP; no raw frames)."""
+    out = {k: v for k, v in drives.items() if k != 'drives'}
+    out['drives'] = []
+    for d in drives['drives']:
+        runs = {}
+        for key, run in d['runs'].items():
+            runs[key] = {'ap': run['ap'], 'metrics': run['metrics'],
+                         'per_frame': run['result'].to_dict(with_frames=True)}
+        out['drives'].append({**{k: v for k, v in d.items() if k != 'runs'}, 'runs': runs})
+    return _clean(out)
+
+
+def write_report(out_dir, context: dict, shift: Optional[dict] = None,
+                 drives: Optional[dict] = None, bag: Optional[dict] = None,
+                 drive_frames: Optional[dict] = None, sensor=None) -> dict:
+    """
+    Write ``report.md``, ``results.json`` and the PNG figures to ``out_dir``.
+
+    ``context``: ``command``, ``date``, ``machine``, ``commit``, ``settings`` (dict),
+    ``warnings`` (list), ``checkpoints`` (list of lines), ``seconds``. ``bag``:
+    ``{'name', 'shift', 'drives'}`` for the bag protocol. ``drive_frames``: drive name ->
+    frame list (ground truth for the frame grid). Returns ``{'report', 'results',
+    'figures': [paths], 'targets': [...]}``.
+    """
+    from neural_ae.core.sensor import load_sensor
+
+    sensor = sensor or load_sensor('imx249')
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = []
+    md = ['# neural_ae evaluation report', '']
+    md += [f'- command: `{context.get("command", "")}`',
+           f'- date: {context.get("date", "")}',
+           f'- machine: {context.get("machine", "")}',
+           f'- commit: {context.get("commit", "")}',
+           f'- wall time: {_num(context.get("seconds"), "{:.0f}")} s', '']
+    warnings = list(context.get('warnings') or [])
+    if warnings:
+        md += ['## WARNINGS (read first)', '']
+        md += [f'- **{w}**' for w in warnings]
+        md.append('')
+    if context.get('checkpoints'):
+        md += ['## Models', '']
+        md += [f'- {line}' for line in context['checkpoints']]
+        md.append('')
+    targets = check_targets(shift, drives)
+    if targets:
+        md += ['## Targets', '', targets_md(targets), '']
+    if shift is not None:
+        png = plot_shift(shift, out / 'shift_map.png')
+        figures.append(png)
+        top = f'{shift["levels"][-1]:g}'
+        flips = ' and their horizontal flips' if shift['flip'] else ''
+        md += ['## Shift protocol (paper Sec. 6.1, Table 1)', '',
+               f'{shift["n_pairs"]} held-out pairs{flips} '
+               f'({shift["images_per_repeat"]} images per repeat), {shift["repeats"]} repeats; '
+               f'frame 1 at kappa x e_base, kappa = 1/k or k with equal probability; one '
+               f'controller step sets frame 2 (neural nets: u applied directly, no EMA). '
+               f'mAP@0.5 [%] mean ± sample std over repeats; best non-oracle in bold. '
+               f'The last numeric column is how far frame 2 landed from its mid-grey '
+               f'exposure.', '', shift_table_md(shift), '',
+               f'![mAP per shift level]({png.name})', '']
+        md += [f'### Per class, k = {top}', '', class_table_md(shift, top), '']
+        for k in shift['levels'][:-1]:
+            md += [f'### Per class, k = {k:g}', '', class_table_md(shift, f'{k:g}'), '']
+        notes = [(n, e['notes']) for n, e in _rows(shift) if e.get('notes')]
+        if notes:
+            md += ['Notes:', '']
+            md += [f'- {method_label(n)}: {"; ".join(ns)}' for n, ns in notes]
+            md.append('')
+    if drives is not None:
+        md += ['## Drive protocol (closed loop, beyond the paper)', '',
+               f'Latency {drives["latency_frames"]} frame(s); neural controllers once per '
+               f'smoothing ({", ".join(drives["smoothings"])}; options '
+               f'{drives["smoothing_options"]}); baselines with their own update laws. mAP '
+               f'over all frames as captured; temporal metrics from '
+               f'`neural_ae.core.metrics_temporal` (conv = worst event, frames until within '
+               f'1/3 EV of the settled exposure for good; osc = sign changes of the error; '
+               f'flicker = std of log2 exposure over settled frames).', '',
+               drive_table_md(drives), '']
+        step = step_events_md(drives)
+        if step:
+            md += ['### step10x events (x10 up, then x10 down)', '', step, '']
+        for d in drives['drives']:
+            if d['name'] in ('tunnel_exit', 'step10x'):
+                png = plot_drive_exposure(d, out / f'drive_{d["name"]}_exposure.png')
+                figures.append(png)
+                md += [f'![exposure over time, {d["name"]}]({png.name})', '']
+            if d['name'] == 'tunnel_exit' and drive_frames and d['name'] in drive_frames:
+                png = plot_frame_grid(d, drive_frames[d['name']], sensor,
+                                      out / 'frame_grid.png')
+                if png is not None:
+                    figures.append(png)
+                    md += [f'![same frame under each method]({png.name})', '']
+    if bag is not None:
+        md += [f'## Bag protocol: {bag["name"]}', '']
+        if bag.get('shift') is not None:
+            md += ['Shift protocol over consecutive pairs of the bag:', '',
+                   shift_table_md(bag['shift']), '']
+        if bag.get('drives') is not None:
+            md += ['Closed loop over the bag:', '', drive_table_md(bag['drives']), '']
+            for d in bag['drives']['drives']:
+                png = plot_drive_exposure(d, out / 'bag_exposure.png')
+                figures.append(png)
+                md += [f'![exposure over time, bag]({png.name})', '']
+    if context.get('settings'):
+        md += ['## Settings', '', '```', json.dumps(_clean(context['settings']), indent=1),
+               '```', '']
+    report = out / 'report.md'
+    report.write_text('\n'.join(md))
+    results = out / 'results.json'
+    doc = {'context': context, 'targets': targets, 'shift': shift,
+           'drives': drives_json(drives) if drives is not None else None,
+           'bag': None if bag is None else {
+               'name': bag['name'], 'shift': bag.get('shift'),
+               'drives': drives_json(bag['drives']) if bag.get('drives') else None}}
+    results.write_text(json.dumps(_clean(doc), indent=1, allow_nan=False))
+    return {'report': report, 'results': results, 'figures': figures, 'targets': targets,
+            'markdown': '\n'.join(md)}
+
+
+def write_benchmarks(path, written: dict, figures_dir, rel_prefix: str) -> Path:
+    """
+    Write ``BENCHMARKS.md`` from a report: figures copied to ``figures_dir``, links fixed.
+
+    ``rel_prefix`` is the figures' folder relative to ``path`` (e.g. ``docs/benchmarks``).
+    """
+    path = Path(path)
+    figs = Path(figures_dir)
+    figs.mkdir(parents=True, exist_ok=True)
+    text = written['markdown']
+    for png in written['figures']:
+        shutil.copyfile(png, figs / png.name)
+        text = text.replace(f']({png.name})', f']({rel_prefix}/{png.name})')
+    text = text.replace('# neural_ae evaluation report',
+                        '# neural_ae benchmarks\n\nLatest figures of `neural-ae evaluate` '
+                        '(regenerate with the command below plus `--benchmarks`). Full '
+                        "per-frame results: `results.json` in the run's output folder.", 1)
+    path.write_text(text)
+    return path
