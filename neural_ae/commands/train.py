@@ -1,0 +1,42 @@
+"""
+``neural-ae train``: end-to-end training of the exposure network with the detector.
+
+Runs alone or under ``torchrun`` (``python -m torch.distributed.run --nproc_per_node N
+-m neural_ae.cli train ...``): with ``WORLD_SIZE > 1`` it trains with
+DistributedDataParallel (gloo on CPU, nccl on GPU). See
+:mod:`neural_ae.core.training.engine` for what it writes.
+"""
+import json
+
+from neural_ae.core.training.config import load_config
+
+
+def add_parser(sub) -> None:
+    """Register ``train``."""
+    p = sub.add_parser('train', help='train AE network + ISP + detector end to end')
+    p.add_argument('--config', required=True, help='training YAML (config/train_*.yaml)')
+    p.add_argument('--resume', default=None, help='checkpoint to continue from (final.pt, '
+                   'checkpoint_epochNNN.pt)')
+    p.add_argument('--output', default=None, help='output folder (default out/train/<name>)')
+    p.add_argument('--epochs', type=int, default=None, help='override the number of epochs')
+    p.add_argument('--max-minutes', type=float, default=None,
+                   help='stop (with checkpoint and evaluation) after this wall time [min]')
+    p.add_argument('--export', default=None, help='also write the slim model.pt here')
+    p.add_argument('--no-progress', action='store_true', help='no tqdm bar')
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """Train; print a JSON summary (rank 0)."""
+    from neural_ae.core.training.engine import train
+
+    cfg = load_config(args.config, epochs=args.epochs)
+    output = args.output or f'out/train/{cfg.name}'
+    summary = train(cfg, output, resume=args.resume, max_minutes=args.max_minutes,
+                    progress=not args.no_progress, export=args.export)
+    if summary is not None and summary.get('curve'):      # rank 0 only
+        short = dict(summary)
+        last = short.pop('last_eval', None) or {}
+        short['val_map50'] = last.get('summary')
+        print(json.dumps(short, indent=1, default=float))
+    return 0

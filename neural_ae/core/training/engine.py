@@ -1,0 +1,606 @@
+"""
+Training engine after torchvision's detection references: epochs, evaluation, checkpoints.
+
+- :func:`train_one_epoch` / :func:`evaluate` (the reference scripts' split);
+- checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`) with the model (AE net +
+  ISP + detector), optimizer, scheduler, config, epoch, position within the epoch and
+  the RNG states (torch, numpy, python) of every rank; readable with
+  ``torch.load(weights_only=True)``. The AE network's own state dict is also stored
+  under ``state_dict`` with ``mode`` and ``m_exp``, the layout
+  :func:`neural_ae.core.controllers.neural.load_exposure_model` reads;
+- :func:`train`: the whole run (``neural-ae train``): seeds, data, DDP when
+  ``WORLD_SIZE > 1`` (``env://``; gloo on CPU, nccl on GPU; rank 0 alone logs,
+  evaluates and writes), ``--resume``, ``--max-minutes``, a JSONL metrics log, a tqdm
+  bar, a checkpoint per epoch plus ``final.pt``, the slim ``model.pt`` and ``curve.png``.
+
+A non-finite loss stops training with :class:`TrainingError` naming the epoch, step
+and every loss term (all ranks stop together: the check is all-reduced).
+"""
+import json
+import logging
+import math
+import os
+from pathlib import Path
+import random
+import time
+from typing import Optional
+
+from neural_ae.core import sensor as S
+from neural_ae.core.errors import ConfigError, TrainingError
+from neural_ae.core.evaluation.detection_metrics import DetectionAccumulator
+from neural_ae.core.training.config import TrainConfig
+from neural_ae.core.training.data import build_source, collate, TwoFrameExamples
+from neural_ae.core.training.pipeline import ExposurePipeline, loss_terms, total_loss
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+
+LOG = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 'neural_ae.train/1'
+
+
+# --------------------------------------------------------------------------- distributed
+
+
+class DistInfo:
+    """Rank, world size and device of this process."""
+
+    def __init__(self, rank: int = 0, world: int = 1, local_rank: int = 0,
+                 device: torch.device = torch.device('cpu'), initialised: bool = False):
+        self.rank, self.world, self.local_rank = rank, world, local_rank
+        self.device = device
+        self.initialised = initialised
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str = 'auto') -> DistInfo:
+    """
+    Join the process group when ``WORLD_SIZE > 1`` (``env://``, as set by torchrun).
+
+    Backend: nccl when the device is CUDA, gloo otherwise.
+    """
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    local_rank = int(os.environ.get('LOCAL_RANK', '0'))
+    use_cuda = (device == 'cuda' or (device == 'auto' and torch.cuda.is_available()))
+    if use_cuda and not torch.cuda.is_available():
+        raise ConfigError('train config: device cuda requested but CUDA is not available')
+    if use_cuda:
+        dev = torch.device('cuda', local_rank if world > 1 else 0)
+        torch.cuda.set_device(dev)
+    else:
+        dev = torch.device('cpu')
+    if world <= 1:
+        return DistInfo(0, 1, 0, dev)
+    if not dist.is_initialized():
+        dist.init_process_group('nccl' if use_cuda else 'gloo', init_method='env://')
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dev, True)
+
+
+def _barrier(info: DistInfo) -> None:
+    if info.initialised:
+        dist.barrier()
+
+
+# --------------------------------------------------------------------------- RNG
+
+
+def rng_state() -> dict:
+    """Torch, numpy (legacy global) and python RNG states, weights_only-loadable."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {'torch': torch.get_rng_state(),
+             'numpy': [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)],
+             'python': random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state['torch'])
+    name, keys, pos, has_gauss, cached = state['numpy']
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    py = state['python']
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and python."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    random.seed(seed)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def unwrap(model):
+    """Return the pipeline inside a DDP wrapper (or the model itself)."""
+    return model.module if hasattr(model, 'module') else model
+
+
+def checkpoint_dict(model, cfg: TrainConfig, optimizer=None, scheduler=None, epoch: int = 0,
+                    step_in_epoch: int = 0, global_step: int = 0, rng=None,
+                    metrics: Optional[dict] = None, slim: bool = False) -> dict:
+    """
+    Build a checkpoint dict (weights_only-loadable).
+
+    ``epoch`` counts completed epochs; ``step_in_epoch`` > 0 marks a run stopped inside
+    epoch ``epoch`` after that many steps. ``slim`` leaves out optimizer, scheduler and
+    RNG (the shipped model).
+    """
+    pipe = unwrap(model)
+    ck = {'format': CHECKPOINT_FORMAT, 'model': pipe.state_dict(), 'config': cfg.to_dict(),
+          'ae': cfg.ae, 'epoch': int(epoch), 'step_in_epoch': int(step_in_epoch),
+          'global_step': int(global_step), 'sensor': pipe.sensor.to_dict(),
+          'metrics': metrics or {}, 'torch_version': torch.__version__}
+    if pipe.ae is not None:
+        # the layout neural.load_exposure_model reads
+        ck['state_dict'] = pipe.ae.state_dict()
+        ck['mode'] = pipe.ae.mode
+        ck['m_exp'] = pipe.ae.m_exp
+    if not slim:
+        ck['optimizer'] = optimizer.state_dict() if optimizer is not None else None
+        ck['scheduler'] = scheduler.state_dict() if scheduler is not None else None
+        ck['rng'] = rng if rng is not None else [rng_state()]
+    return ck
+
+
+def save_checkpoint(path, ck: dict) -> Path:
+    """Write ``ck`` atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    torch.save(ck, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path) -> dict:
+    """Read a training checkpoint with ``weights_only=True``; TrainingError if unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f'checkpoint not found: {path}')
+    try:
+        ck = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
+        raise TrainingError(f'cannot read checkpoint {path}: {str(err).splitlines()[0]}') \
+            from err
+    if not isinstance(ck, dict) or ck.get('format') != CHECKPOINT_FORMAT:
+        raise TrainingError(f'{path} is not a neural_ae training checkpoint '
+                            f'(format {ck.get("format") if isinstance(ck, dict) else None!r})')
+    return ck
+
+
+def load_pipeline(path, device='cpu') -> tuple:
+    """Rebuild the trained :class:`ExposurePipeline` (eval mode) from a checkpoint."""
+    from neural_ae.core.training.config import config_from_dict
+
+    ck = load_checkpoint(path)
+    cfg = config_from_dict(ck['config'], source=f'{path} (embedded config)')
+    sensor = S.sensor_from_dict(ck['sensor'], source=str(path))
+    pipe = ExposurePipeline(cfg, sensor)
+    pipe.load_state_dict(ck['model'])
+    return pipe.to(device).eval(), cfg, ck
+
+
+def init_weights_from(pipe: ExposurePipeline, path) -> dict:
+    """
+    Initialise ``pipe`` from another run's checkpoint (two-stage schedule).
+
+    Every key present in both is loaded; AE-network keys may be missing on either side
+    (a detector-only stage 1), any other mismatch is an error.
+    """
+    ck = load_checkpoint(path)
+    own = pipe.state_dict()
+    src = ck['model']
+    load = {k: v for k, v in src.items() if k in own}
+    missing = [k for k in own if k not in src and not k.startswith('ae.')]
+    bad = [k for k, v in load.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if missing or bad:
+        raise TrainingError(f'init_from {path}: model does not match (missing {missing[:3]}, '
+                            f'shape mismatch {bad[:3]})')
+    pipe.load_state_dict(load, strict=False)
+    return {'loaded': len(load), 'from_epoch': ck.get('epoch'),
+            'fresh': [k for k in own if k not in src]}
+
+
+# --------------------------------------------------------------------------- loops
+
+
+def to_device(batch: dict, device) -> dict:
+    """Move the tensors of a batch to ``device``."""
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            out[k] = v.to(device)
+        elif isinstance(v, list) and v and isinstance(v[0], torch.Tensor):
+            out[k] = [x.to(device) for x in v]
+        else:
+            out[k] = v
+    return out
+
+
+class MetricsLog:
+    """Append-only JSONL metrics log (no-op when ``path`` is None)."""
+
+    def __init__(self, path: Optional[Path]):
+        self.path = Path(path) if path else None
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict) -> None:
+        if self.path is None:
+            return
+        with self.path.open('a') as f:
+            f.write(json.dumps(record, default=float) + '\n')
+
+
+def _all_finite(value: float, info: DistInfo) -> bool:
+    ok = torch.tensor([1.0 if math.isfinite(value) else 0.0])
+    if info.initialised:
+        ok = ok.to(info.device)
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    return bool(ok.item() > 0)
+
+
+def train_one_epoch(model, optimizer, scheduler, loader, epoch: int, cfg: TrainConfig,
+                    info: DistInfo, log: MetricsLog, state: dict,
+                    deadline: Optional[float] = None, progress: bool = True,
+                    start_step: int = 0) -> dict:
+    """
+    One pass over ``loader``: forward, non-finite check, backward, clip, step.
+
+    ``state['global_step']`` is advanced. Returns ``{'steps', 'loss', 'stopped'}``
+    (``stopped``: the ``deadline`` [time.time() seconds] passed inside the epoch).
+    """
+    model.train()
+    total = len(loader) + start_step
+    bar = None
+    if progress and info.main:
+        from tqdm import tqdm
+        bar = tqdm(total=total, initial=start_step, desc=f'epoch {epoch + 1}/{cfg.epochs}',
+                   unit='step', dynamic_ncols=True)
+    losses_sum, n, step = 0.0, 0, start_step
+    stopped = False
+    t0 = time.time()
+    for batch in loader:
+        batch = to_device(batch, info.device)
+        losses, extra = model(batch)
+        loss = total_loss(losses)
+        value = float(loss.detach())
+        if not _all_finite(value, info):
+            terms = loss_terms(losses)
+            raise TrainingError(f'non-finite loss at epoch {epoch + 1} step {step + 1} '
+                                f'(global step {state["global_step"] + 1}): loss {value}; '
+                                f'terms ' + ', '.join(f'{k}={v:.4g}' for k, v in terms.items()))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = float('nan')
+        if cfg.grad_clip_norm > 0:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                             cfg.grad_clip_norm))
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        step += 1
+        state['global_step'] += 1
+        losses_sum += value
+        n += 1
+        if info.main:
+            u = extra['u'].double()
+            rec = {'type': 'step', 'epoch': epoch + 1, 'step': step,
+                   'global_step': state['global_step'], 'loss': value,
+                   **loss_terms(losses), 'grad_norm': grad_norm,
+                   'lr': optimizer.param_groups[0]['lr'],
+                   'log10_u_mean': float(u.log10().mean()),
+                   'log10_kappa_mean': float(batch['kappa'].log10().mean()),
+                   'time_s': time.time() - t0}
+            log.write(rec)
+            if bar is not None:
+                bar.set_postfix(loss=f'{value:.3f}', avg=f'{losses_sum / n:.3f}',
+                                lr=f'{rec["lr"]:.1e}')
+                bar.update(1)
+        if deadline is not None and time.time() > deadline:
+            stopped = True
+        if info.initialised:
+            flag = torch.tensor([1.0 if stopped else 0.0], device=info.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stopped = bool(flag.item() > 0)
+        if stopped:
+            break
+    if bar is not None:
+        bar.close()
+    return {'steps': step, 'loss': losses_sum / max(n, 1), 'stopped': stopped,
+            'complete': not stopped}
+
+
+@torch.no_grad()
+def evaluate(model, loader, cfg: TrainConfig, device='cpu', progress: bool = False) -> dict:
+    """
+    mAP@0.5 on held-out pairs: frame 2 at fixed multiples of its ``e_base`` (no AE).
+
+    For every factor of ``cfg.eval_exposure_factors`` (default 1, 10, 0.1: correct, 10x
+    over- and 10x under-exposed) and, under key ``'ae'``, closed loop: frame 1 at
+    ``kappa * e_base`` (``kappa`` log-uniform in [kappa_min, kappa_max], fixed per pair),
+    the run's policy, frame 2 at ``e1 * u``. Sensor noise is seeded per batch, so the
+    figures are reproducible. Returns ``{key: ap_result}`` (see
+    :mod:`neural_ae.core.evaluation.detection_metrics`) plus ``'summary'``
+    ``{key: map50}``.
+    """
+    pipe = unwrap(model)
+    was = pipe.training
+    pipe.eval()
+    keys = [('x%g' % f, f) for f in cfg.eval_exposure_factors] + [('ae', None)]
+    accs = {k: DetectionAccumulator() for k, _ in keys}
+    it = loader
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(loader, desc='evaluate', unit='batch', dynamic_ncols=True)
+    try:
+        for b, batch in enumerate(it):
+            batch = to_device(batch, device)
+            for k, factor in keys:
+                gen = torch.Generator(device=batch['phi2'].device)
+                gen.manual_seed(cfg.seed * 100003 + b)
+                dets, _ = pipe.detect(batch, factor, generator=gen)
+                for d, gb, gl in zip(dets, batch['boxes'], batch['labels']):
+                    accs[k].add(gb, gl, d['boxes'], d['scores'], d['labels'],
+                                width=cfg.width, height=cfg.height)
+    finally:
+        pipe.train(was)
+    out = {k: acc.compute() for k, acc in accs.items()}
+    out['summary'] = {k: out[k]['map50'] for k, _ in keys}
+    return out
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def lr_lambda(cfg: TrainConfig, total_steps: int):
+    """Linear warm-up from 10 % over ``warmup_steps``, then cosine to ``min_lr_fraction``."""
+    warm = cfg.warmup_steps
+    floor = cfg.min_lr_fraction
+
+    def f(step: int) -> float:
+        if warm and step < warm:
+            return 0.1 + 0.9 * step / warm
+        span = max(total_steps - warm, 1)
+        p = min(max(step - warm, 0) / span, 1.0)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p))
+    return f
+
+
+def build_optimizer(pipe: ExposurePipeline, cfg: TrainConfig):
+    """Build AdamW (default) or SGD over the pipeline's parameter groups."""
+    groups = pipe.trainable_groups(cfg)
+    if cfg.optimizer == 'sgd':
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _curve(path: Path, log_path: Path) -> Optional[Path]:
+    """Plot loss over steps and validation mAP@0.5 over epochs from the metrics log."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    steps, losses, evals = [], [], []
+    if not log_path.is_file():
+        return None
+    for line in log_path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get('type') == 'step':
+            steps.append(rec['global_step'])
+            losses.append(rec['loss'])
+        elif rec.get('type') == 'eval':
+            evals.append(rec)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    if steps:
+        a1.plot(steps, losses, lw=0.6, alpha=0.4, label='loss per step')
+        k = max(1, min(50, len(losses) // 10))
+        if len(losses) >= k:
+            smooth = np.convolve(losses, np.ones(k) / k, mode='valid')
+            a1.plot(steps[k - 1:], smooth, lw=1.5, label=f'mean of {k} steps')
+        a1.set_yscale('log')
+    a1.set_xlabel('step')
+    a1.set_ylabel('detector loss + AE L2')
+    a1.legend()
+    a1.grid(alpha=0.3)
+    if evals:
+        keys = list(evals[-1]['summary'])
+        for key in keys:
+            xs = [e['epoch'] for e in evals]
+            ys = [e['summary'].get(key, float('nan')) for e in evals]
+            a2.plot(xs, ys, 'o-', label={'x1': 'frame 2 at e_base', 'x10': '10x over',
+                                         'x0.1': '10x under', 'ae': 'closed loop (AE)'
+                                         }.get(key, key))
+    a2.set_xlabel('epoch')
+    a2.set_ylabel('val mAP@0.5')
+    a2.legend()
+    a2.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def train(cfg: TrainConfig, output, resume: Optional[str] = None,
+          max_minutes: Optional[float] = None, progress: bool = True,
+          export: Optional[str] = None) -> dict:
+    """
+    Run a whole training (``neural-ae train``); returns a summary dict (rank 0).
+
+    Writes to ``output``: ``metrics.jsonl``, ``config.yaml``, ``checkpoint_epochNNN.pt``
+    per epoch, ``final.pt`` (full state, resumable), ``model.pt`` (slim: model, config,
+    metrics) and ``curve.png``. ``export`` also copies ``model.pt`` there.
+    """
+    t_start = time.time()
+    info = init_distributed(cfg.device)
+    try:
+        return _train(cfg, Path(output), resume, max_minutes, progress, export, info, t_start)
+    finally:
+        if info.initialised and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(cfg, output: Path, resume, max_minutes, progress, export, info: DistInfo,
+           t_start: float) -> dict:
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    minutes = cfg.max_minutes if max_minutes is None else max_minutes
+    deadline = t_start + 60.0 * minutes if minutes and minutes > 0 else None
+    sensor = S.load_sensor(cfg.sensor)
+    ck = load_checkpoint(resume) if resume else None
+    log = MetricsLog(output / 'metrics.jsonl' if info.main else None)
+
+    seed_everything(cfg.seed)        # identical initial weights on every rank
+    pipe = ExposurePipeline(cfg, sensor).to(info.device)
+    init_note = None
+    if cfg.init_from and ck is None:
+        init_note = init_weights_from(pipe, cfg.init_from)
+    if ck is not None:
+        pipe.load_state_dict(ck['model'])
+    seed_everything(cfg.seed * 1000 + 1 + info.rank)     # per-rank noise stream
+
+    # data (rank 0 fills the cache, the others wait)
+    train_src = build_source(cfg, sensor, 'train')
+    val_src = build_source(cfg, sensor, 'val') if cfg.val_size else None
+    if info.main:
+        for src in (train_src, val_src):
+            if hasattr(src, 'prepare'):
+                src.prepare(progress=progress)
+    _barrier(info)
+    train_set = TwoFrameExamples(train_src, sensor, cfg, train=True)
+    sampler = DistributedSampler(train_set, num_replicas=info.world, rank=info.rank,
+                                 shuffle=True, seed=cfg.seed, drop_last=True)
+    per_rank = len(sampler) // cfg.batch_size
+    steps_per_epoch = min(per_rank, cfg.max_steps_per_epoch or per_rank)
+    if steps_per_epoch < 1:
+        raise ConfigError(f'train config: {len(train_set)} training pairs give no full batch '
+                          f'of {cfg.batch_size} on each of {info.world} process(es)')
+    val_loader = None
+    if val_src is not None and info.main:
+        val_loader = DataLoader(TwoFrameExamples(val_src, sensor, cfg, train=False),
+                                batch_size=cfg.batch_size, shuffle=False,
+                                num_workers=cfg.num_workers, collate_fn=collate)
+
+    model = pipe
+    if info.initialised:
+        model = torch.nn.parallel.DistributedDataParallel(
+            pipe, device_ids=[info.device.index] if info.device.type == 'cuda' else None,
+            find_unused_parameters=False)
+    optimizer = build_optimizer(pipe, cfg)
+    total_steps = steps_per_epoch * cfg.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
+    start_epoch, start_step, state = 0, 0, {'global_step': 0}
+    metrics_hist = []
+    if ck is not None:
+        optimizer.load_state_dict(ck['optimizer'])
+        if ck.get('scheduler') is not None:
+            scheduler.load_state_dict(ck['scheduler'])
+        start_epoch, start_step = int(ck['epoch']), int(ck.get('step_in_epoch', 0))
+        state['global_step'] = int(ck['global_step'])
+        rngs = ck.get('rng') or []
+        if info.rank < len(rngs):
+            set_rng_state(rngs[info.rank])
+        metrics_hist = list(ck.get('metrics', {}).get('history', []))
+    if info.main:
+        output.mkdir(parents=True, exist_ok=True)
+        import yaml
+        (output / 'config.yaml').write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        log.write({'type': 'start', 'time': time.time(), 'world_size': info.world,
+                   'device': str(info.device), 'resume': str(resume) if resume else None,
+                   'start_epoch': start_epoch, 'start_step': start_step,
+                   'steps_per_epoch': steps_per_epoch, 'train_pairs': len(train_set),
+                   'init_from': init_note, 'num_threads': torch.get_num_threads()})
+        LOG.info('training %s (ae=%s): %d pairs, %d steps/epoch x %d epochs, world %d, %s',
+                 cfg.name, cfg.ae, len(train_set), steps_per_epoch, cfg.epochs, info.world,
+                 info.device)
+
+    def snapshot(epoch_done, step_in_epoch, last_metrics):
+        rng = [rng_state()]
+        if info.initialised:
+            rng = [None] * info.world
+            dist.all_gather_object(rng, rng_state())
+        return checkpoint_dict(model, cfg, optimizer, scheduler, epoch_done, step_in_epoch,
+                               state['global_step'], rng,
+                               {'last': last_metrics, 'history': metrics_hist})
+
+    last_eval = metrics_hist[-1] if metrics_hist else {}
+    done_steps, stopped, ck_out = start_step, False, None
+    for epoch in range(start_epoch, cfg.epochs):
+        train_set.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        skip = start_step if epoch == start_epoch else 0
+        order = list(iter(sampler))[:steps_per_epoch * cfg.batch_size][skip * cfg.batch_size:]
+        loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=order,
+                            num_workers=cfg.num_workers, collate_fn=collate, drop_last=True)
+        t_epoch = time.time()
+        res = train_one_epoch(model, optimizer, scheduler, loader, epoch, cfg, info, log,
+                              state, deadline, progress, start_step=skip)
+        done_steps, stopped = res['steps'], res['stopped']
+        complete = done_steps >= steps_per_epoch
+        ev = None
+        if info.main and val_loader is not None and (
+                complete and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs)
+                or stopped):
+            t_eval = time.time()
+            ev = evaluate(model, val_loader, cfg, info.device, progress=False)
+            last_eval = {'epoch': epoch + 1 if complete else epoch + done_steps /
+                         steps_per_epoch, 'summary': ev['summary'],
+                         'ap50': {k: ev[k]['ap50'] for k in ev if k != 'summary'},
+                         'eval_s': time.time() - t_eval}
+            metrics_hist.append(last_eval)
+            log.write({'type': 'eval', **last_eval})
+            LOG.info('epoch %d val mAP@0.5: %s', epoch + 1,
+                     ', '.join(f'{k} {v:.3f}' for k, v in ev['summary'].items()))
+        if info.main:
+            log.write({'type': 'epoch', 'epoch': epoch + 1, 'loss': res['loss'],
+                       'steps': done_steps, 'complete': complete,
+                       'epoch_s': time.time() - t_epoch,
+                       'elapsed_s': time.time() - t_start})
+        ck_out = snapshot(epoch + 1 if complete else epoch, 0 if complete else done_steps,
+                          last_eval)
+        if info.main:
+            save_checkpoint(output / f'checkpoint_epoch{epoch + 1:03d}.pt', ck_out)
+        if stopped:
+            LOG.info('stopping: --max-minutes %.1f reached in epoch %d after %d steps',
+                     minutes, epoch + 1, done_steps)
+            break
+    if ck_out is None:            # no epoch ran (resumed a finished run)
+        ck_out = snapshot(cfg.epochs, 0, last_eval)
+    summary = {'output': str(output), 'epochs_completed': ck_out['epoch'],
+               'step_in_epoch': ck_out['step_in_epoch'], 'global_step': state['global_step'],
+               'stopped_by_time': stopped, 'elapsed_s': time.time() - t_start,
+               'world_size': info.world, 'last_eval': last_eval}
+    if info.main:
+        save_checkpoint(output / 'final.pt', ck_out)
+        slim = checkpoint_dict(model, cfg, epoch=ck_out['epoch'],
+                               step_in_epoch=ck_out['step_in_epoch'],
+                               global_step=state['global_step'],
+                               metrics={'last': last_eval, 'history': metrics_hist,
+                                        'train_time_s': time.time() - t_start,
+                                        'world_size': info.world}, slim=True)
+        save_checkpoint(output / 'model.pt', slim)
+        if export:
+            save_checkpoint(export, slim)
+            summary['export'] = str(export)
+        summary['curve'] = str(_curve(output / 'curve.png', output / 'metrics.jsonl'))
+        log.write({'type': 'end', **{k: v for k, v in summary.items() if k != 'last_eval'}})
+    _barrier(info)
+    return summary
