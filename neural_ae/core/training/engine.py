@@ -140,7 +140,7 @@ def checkpoint_dict(model, cfg: TrainConfig, optimizer=None, scheduler=None, epo
     ck = {'format': CHECKPOINT_FORMAT, 'model': pipe.state_dict(), 'config': cfg.to_dict(),
           'ae': cfg.ae, 'epoch': int(epoch), 'step_in_epoch': int(step_in_epoch),
           'global_step': int(global_step), 'sensor': pipe.sensor.to_dict(),
-          'metrics': metrics or {}, 'torch_version': torch.__version__}
+          'metrics': metrics or {}, 'torch_version': str(torch.__version__)}
     if pipe.ae is not None:
         # the layout neural.load_exposure_model reads
         ck['state_dict'] = pipe.ae.state_dict()
@@ -169,7 +169,9 @@ def load_checkpoint(path) -> dict:
     if not path.is_file():
         raise TrainingError(f'checkpoint not found: {path}')
     try:
-        ck = torch.load(path, map_location='cpu', weights_only=True)
+        # TorchVersion (a str subclass) is in checkpoints written before str() was applied
+        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+            ck = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
         raise TrainingError(f'cannot read checkpoint {path}: {str(err).splitlines()[0]}') \
             from err
@@ -359,6 +361,62 @@ def evaluate(model, loader, cfg: TrainConfig, device='cpu', progress: bool = Fal
     out = {k: acc.compute() for k, acc in accs.items()}
     out['summary'] = {k: out[k]['map50'] for k, _ in keys}
     return out
+
+
+@torch.no_grad()
+def fingerprint(pipe: ExposurePipeline, batch: dict, seed: int = 0) -> dict:
+    """
+    Outputs of ``pipe`` on a fixed batch (eval mode, seeded noise), for reload checks.
+
+    ``u``: the policy's exposure change in closed loop; ``scores`` / ``boxes``: the top
+    20 detections of the first frame 2 at ``e_base``; ``layer2_mean``: mean of the
+    backbone tap. Stored in the slim ``model.pt``; :func:`compare_fingerprint` recomputes
+    it from a loaded checkpoint.
+    """
+    was = pipe.training
+    pipe.eval()
+    try:
+        gen = torch.Generator(device=batch['phi2'].device)
+        gen.manual_seed(seed)
+        rgb2, info = pipe.frame2(batch, generator=gen)
+        dets, layer2 = pipe.detector(rgb2)
+    finally:
+        pipe.train(was)
+    return {'u': info['u'].detach().cpu().double(),
+            'scores': dets[0]['scores'][:20].cpu().double(),
+            'boxes': dets[0]['boxes'][:20].cpu().double(),
+            'layer2_mean': layer2.mean().cpu().double()}
+
+
+def probe_batch(cfg: TrainConfig, sensor: S.SensorConfig) -> dict:
+    """The fixed batch of :func:`fingerprint`: the first (up to) 2 validation pairs."""
+    split = 'val' if cfg.val_size else 'train'
+    src = build_source(cfg, sensor, split)
+    ds = TwoFrameExamples(src, sensor, cfg, train=False)
+    return collate([ds[i] for i in range(min(2, len(ds)))])
+
+
+def compare_fingerprint(path, device='cpu') -> dict:
+    """
+    Reload a slim or full checkpoint and recompute its fingerprint.
+
+    Returns ``{'max_abs_diff': float, 'identical': bool, 'stored': ..., 'now': ...}``.
+    """
+    pipe, cfg, ck = load_pipeline(path, device)
+    stored = ck.get('metrics', {}).get('fingerprint')
+    if not stored:
+        raise TrainingError(f'{path} holds no fingerprint')
+    now = fingerprint(pipe, to_device(probe_batch(cfg, pipe.sensor), device), cfg.seed)
+    diffs = []
+    for k, v in stored.items():
+        w = now[k]
+        if tuple(v.shape) != tuple(w.shape):
+            diffs.append(float('inf'))
+        elif v.numel():
+            diffs.append(float((v - w).abs().max()))
+    identical = all(torch.equal(stored[k], now[k]) for k in stored)
+    return {'max_abs_diff': max(diffs) if diffs else 0.0, 'identical': identical,
+            'stored': stored, 'now': now}
 
 
 # --------------------------------------------------------------------------- schedule
@@ -590,12 +648,14 @@ def _train(cfg, output: Path, resume, max_minutes, progress, export, info: DistI
                'world_size': info.world, 'last_eval': last_eval}
     if info.main:
         save_checkpoint(output / 'final.pt', ck_out)
+        fp = fingerprint(pipe, to_device(probe_batch(cfg, sensor), info.device), cfg.seed)
         slim = checkpoint_dict(model, cfg, epoch=ck_out['epoch'],
                                step_in_epoch=ck_out['step_in_epoch'],
                                global_step=state['global_step'],
                                metrics={'last': last_eval, 'history': metrics_hist,
                                         'train_time_s': time.time() - t_start,
-                                        'world_size': info.world}, slim=True)
+                                        'world_size': info.world, 'fingerprint': fp},
+                               slim=True)
         save_checkpoint(output / 'model.pt', slim)
         if export:
             save_checkpoint(export, slim)
