@@ -214,6 +214,18 @@ def init_weights_from(pipe: ExposurePipeline, path) -> dict:
             'fresh': [k for k in own if k not in src]}
 
 
+def state_hash(module: torch.nn.Module) -> str:
+    """SHA-256 of every tensor of ``module.state_dict()`` (names, dtypes, shapes, bytes)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f'{name}:{t.dtype}:{tuple(t.shape)}'.encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')
+    return h.hexdigest()
+
+
 # --------------------------------------------------------------------------- loops
 
 
@@ -366,7 +378,7 @@ def evaluate(model, loader, cfg: TrainConfig, device='cpu', progress: bool = Fal
 @torch.no_grad()
 def fingerprint(pipe: ExposurePipeline, batch: dict, seed: int = 0) -> dict:
     """
-    Outputs of ``pipe`` on a fixed batch (eval mode, seeded noise), for reload checks.
+    Compute the outputs of ``pipe`` on a fixed batch (eval mode, seeded noise).
 
     ``u``: the policy's exposure change in closed loop; ``scores`` / ``boxes``: the top
     20 detections of the first frame 2 at ``e_base``; ``layer2_mean``: mean of the
@@ -389,7 +401,7 @@ def fingerprint(pipe: ExposurePipeline, batch: dict, seed: int = 0) -> dict:
 
 
 def probe_batch(cfg: TrainConfig, sensor: S.SensorConfig) -> dict:
-    """The fixed batch of :func:`fingerprint`: the first (up to) 2 validation pairs."""
+    """Return the fixed batch of :func:`fingerprint`: the first (up to) 2 validation pairs."""
     split = 'val' if cfg.val_size else 'train'
     src = build_source(cfg, sensor, split)
     ds = TwoFrameExamples(src, sensor, cfg, train=False)
@@ -642,7 +654,12 @@ def _train(cfg, output: Path, resume, max_minutes, progress, export, info: DistI
             break
     if ck_out is None:            # no epoch ran (resumed a finished run)
         ck_out = snapshot(cfg.epochs, 0, last_eval)
+    hashes = [state_hash(pipe)]
+    if info.initialised:
+        hashes = [None] * info.world
+        dist.all_gather_object(hashes, state_hash(pipe))
     summary = {'output': str(output), 'epochs_completed': ck_out['epoch'],
+               'rank_state_hashes': hashes,
                'step_in_epoch': ck_out['step_in_epoch'], 'global_step': state['global_step'],
                'stopped_by_time': stopped, 'elapsed_s': time.time() - t_start,
                'world_size': info.world, 'last_eval': last_eval}

@@ -1,0 +1,276 @@
+"""
+Training engine: config, data sources, checkpoints, resume, non-finite loss, CLI errors.
+
+Tiny runs: 64 x 96 frames, a narrow detector, 4 training pairs, 2 steps per epoch.
+"""
+import json
+import math
+from pathlib import Path
+import subprocess
+import sys
+
+from neural_ae import cli
+from neural_ae.core import sensor as S
+from neural_ae.core.errors import ConfigError, TrainingError
+from neural_ae.core.scenes import export_brackets, generate_pair, to_coco
+from neural_ae.core.training import engine
+from neural_ae.core.training.config import config_from_dict, load_config, TrainConfig
+from neural_ae.core.training.data import (BracketPairs, collate, HDRBagPairs, ProceduralPairs,
+                                          TwoFrameExamples)
+from neural_ae.core.training.pipeline import ExposurePipeline
+import numpy as np
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_DET = {'widths': [8, 8, 128, 16, 16], 'fpn_channels': 16, 'representation_size': 32,
+            'rpn_pre_nms_top_n_train': 100, 'rpn_post_nms_top_n_train': 50,
+            'rpn_pre_nms_top_n_test': 50, 'rpn_post_nms_top_n_test': 20,
+            'box_batch_size_per_image': 32}
+
+
+def tiny(tmp, **over) -> dict:
+    cfg = {'name': 'tiny', 'ae': 'hybrid', 'height': 64, 'width': 96, 'train_size': 4,
+           'val_size': 2, 'batch_size': 2, 'epochs': 2, 'warmup_steps': 2,
+           'cache_dir': str(tmp / 'cache'), 'detector': TINY_DET, 'num_threads': 2}
+    cfg.update(over)
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp('train')
+
+
+@pytest.fixture(scope='module')
+def full_run(work):
+    """Two epochs straight through; its checkpoints and metrics are reused below."""
+    cfg = config_from_dict(tiny(work))
+    summary = engine.train(cfg, work / 'a', progress=False)
+    return cfg, summary
+
+
+def _steps(path: Path) -> list:
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    return [r for r in recs if r['type'] == 'step']
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_config_defaults_come_from_the_dataclass_and_yaml_overrides(tmp_path):
+    p = tmp_path / 'c.yaml'
+    p.write_text('ae: gradient  # policy [-]\nheight: 96  # [px]\n')
+    cfg = load_config(p)
+    assert cfg.ae == 'gradient' and cfg.height == 96
+    assert cfg.width == TrainConfig().width and cfg.lr == TrainConfig().lr
+
+
+@pytest.mark.parametrize('text, needle', [
+    ('ae: hybrid\nlearning_rate: 0.1\n', "unknown key(s) ['learning_rate']"),
+    ('ae: magic\n', 'ae must be one of'),
+    ('lr: fast\n', 'lr must be float'),
+    ('height: 63\n', 'height and width must be even'),
+    ('train_seed_start: 999990\ntrain_size: 100\n', 'overlap'),
+    ('detector: {depth: 3}\n', "unknown detector key(s) ['depth']"),
+    ('ae: [\n', 'not valid YAML'),
+    ('- 1\n- 2\n', 'expected a mapping'),
+])
+def test_config_errors_are_one_line(tmp_path, text, needle):
+    p = tmp_path / 'bad.yaml'
+    p.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    assert needle in str(err.value)
+    assert '\n' not in str(err.value)
+
+
+def test_cli_reports_config_error_in_one_line(tmp_path, capsys):
+    p = tmp_path / 'bad.yaml'
+    p.write_text('epochz: 3\n')
+    assert cli.main(['train', '--config', str(p)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('neural-ae train: error: train config') and 'epochz' in err
+    assert len(err.splitlines()) == 1
+
+
+def test_shipped_train_configs_load_and_comment_every_key():
+    paths = sorted((ROOT / 'config').glob('train_*.yaml'))
+    assert paths
+    for p in paths:
+        load_config(p)
+        for line in p.read_text().splitlines():
+            if line.strip() and not line.lstrip().startswith('#'):
+                assert '#' in line and '[' in line.split('#', 1)[1], f'{p.name}: {line}'
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_procedural_cache_is_deterministic_and_float16_is_accurate(tmp_path):
+    src = ProceduralPairs(7, 1, 64, 96, str(tmp_path))
+    assert src.prepare() == 1 and src.prepare() == 0
+    cached = src[0]
+    a, b = generate_pair(7, None, 64, 96)
+    rel = np.abs(cached['rad2'] - b.radiance) / np.maximum(b.radiance, 1e-3)
+    assert rel.max() < 2e-3
+    np.testing.assert_array_equal(cached['boxes'], b.boxes)
+    np.testing.assert_array_equal(cached['labels'], b.labels)
+    again = ProceduralPairs(7, 1, 64, 96, str(tmp_path))[0]
+    np.testing.assert_array_equal(again['rad1'], cached['rad1'])
+
+
+def test_examples_deterministic_per_epoch_kappa_in_range_and_flip(tmp_path):
+    sensor = S.load_sensor('imx249')
+    cfg = config_from_dict(tiny(tmp_path, train_size=6))
+    ds = TwoFrameExamples(ProceduralPairs(0, 6, 64, 96, str(tmp_path)), sensor, cfg, True)
+    first = [ds[i]['kappa'] for i in range(6)]
+    assert first == [ds[i]['kappa'] for i in range(6)]
+    assert all(cfg.kappa_min <= k <= cfg.kappa_max for k in first)
+    ds.set_epoch(1)
+    assert first != [ds[i]['kappa'] for i in range(6)]
+    scales = [ds[i]['noise_scale'] for i in range(6)]
+    assert all(cfg.noise_scale_min <= s <= cfg.noise_scale_max for s in scales)
+    flipped = [e for e in (ds[i] for i in range(6))]
+    for e in flipped:
+        b = e['boxes']
+        assert (b[:, 0] >= 0).all() and (b[:, 2] <= 96).all() and (b[:, 2] > b[:, 0]).all()
+    batch = collate(flipped[:2])
+    assert batch['phi1'].shape == (2, 1, 64, 96) and batch['var_rate1'] is None
+
+
+def test_bracket_and_bag_sources_give_pairs_with_noise_adaptation(tmp_path):
+    from neural_ae.core.bags import HDRBagWriter
+
+    sensor = S.load_sensor('imx249')
+    source = S.load_sensor('imx490')
+    a, b = generate_pair(11, 'day', 64, 96)
+    folder = tmp_path / 'brackets'
+    for stem, sc in (('f0', a), ('f1', b)):
+        export_brackets(sc, folder, stem)
+    coco = to_coco([a, b], ['f0', 'f1'])
+    for k, img in enumerate(coco['images']):
+        img.update({'sequence': 'seq', 'frame_index': k})
+    (folder / 'labels.json').write_text(json.dumps(coco))
+    br = BracketPairs(folder, 64, 96, source, 0.01, sensor)
+    assert len(br) == 1
+    rec = br[0]
+    assert rec['rad1'].shape == (64, 96, 3) and len(rec['boxes']) == len(b.boxes)
+    assert rec['var_rate2'].shape == (64, 96) and (rec['var_rate2'] > 0).all()
+    # the merged HDR is close to the true radiance where it is well exposed
+    lum_true, lum = b.radiance.mean(), rec['rad2'].mean()
+    assert abs(lum / lum_true - 1) < 0.2
+
+    bag = tmp_path / 'bag'
+    with HDRBagWriter(bag) as w:
+        for k, sc in enumerate((a, b)):
+            w.write_radiance(1000 + k, sc.radiance)
+        labels = to_coco([a, b])
+        for k, img in enumerate(labels['images']):
+            img['frame_index'] = k
+        w.write_labels(labels)
+    hb = HDRBagPairs(bag, 64, 80, source, 0.01, sensor)          # resized
+    rec = hb[0]
+    assert rec['rad2'].shape == (64, 80, 3)
+    assert len(rec['boxes']) <= len(b.boxes) and (rec['boxes'][:, 2] <= 80).all()
+    cfg = config_from_dict(tiny(tmp_path, height=64, width=80))
+    ex = TwoFrameExamples(hb, sensor, cfg, True)[0]
+    assert ex['var_rate2'].shape == (1, 64, 80)
+    pipe = ExposurePipeline(config_from_dict(tiny(tmp_path, ae='fixed', height=64, width=80)),
+                            sensor)
+    losses, _ = pipe(collate([ex]))
+    assert all(math.isfinite(float(v.detach())) for v in losses.values())
+
+
+# --------------------------------------------------------------------------- engine
+
+
+def test_training_writes_log_checkpoints_curve_and_val_map(full_run, work):
+    cfg, summary = full_run
+    out = work / 'a'
+    for name in ('metrics.jsonl', 'checkpoint_epoch001.pt', 'checkpoint_epoch002.pt',
+                 'final.pt', 'model.pt', 'curve.png', 'config.yaml'):
+        assert (out / name).is_file(), name
+    steps = _steps(out / 'metrics.jsonl')
+    assert [s['global_step'] for s in steps] == [1, 2, 3, 4]
+    assert all(math.isfinite(s['loss']) for s in steps)
+    assert set(summary['last_eval']['summary']) == {'x1', 'x10', 'x0.1', 'ae'}
+    ck = engine.load_checkpoint(out / 'final.pt')
+    assert ck['epoch'] == 2 and ck['optimizer'] and ck['scheduler'] and ck['rng']
+    assert set(ck['rng'][0]) >= {'torch', 'numpy', 'python'}
+    assert ck['mode'] == 'hybrid' and 'head.weight' in ck['state_dict']
+    assert yaml.safe_load((out / 'config.yaml').read_text())['ae'] == 'hybrid'
+
+
+def test_neural_controller_loads_the_trained_checkpoint(full_run, work):
+    from neural_ae.core.controllers.neural import load_exposure_model
+
+    net = load_exposure_model(work / 'a' / 'model.pt', 'hybrid')
+    ck = engine.load_checkpoint(work / 'a' / 'model.pt')
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, ck['state_dict'][k])
+
+
+def test_checkpoint_round_trip_in_a_fresh_process(full_run, work):
+    code = ('import json, sys; from neural_ae.core.training.engine import compare_fingerprint;'
+            'r = compare_fingerprint(sys.argv[1]);'
+            'print(json.dumps({"diff": r["max_abs_diff"], "same": r["identical"], '
+            '"n": int(r["now"]["scores"].numel())}))')
+    res = subprocess.run([sys.executable, '-c', code, str(work / 'a' / 'model.pt')],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out['same'] and out['diff'] == 0.0
+
+
+def test_resume_continues_at_the_right_epoch_with_the_same_rng(full_run, work):
+    cfg, _ = full_run
+    summary = engine.train(cfg, work / 'b', resume=str(work / 'a' / 'checkpoint_epoch001.pt'),
+                           progress=False)
+    assert summary['epochs_completed'] == 2
+    a = _steps(work / 'a' / 'metrics.jsonl')
+    b = _steps(work / 'b' / 'metrics.jsonl')
+    assert [s['global_step'] for s in b] == [3, 4] and [s['epoch'] for s in b] == [2, 2]
+    for x, y in zip(a[2:], b):
+        assert x['loss'] == y['loss'] and x['log10_u_mean'] == y['log10_u_mean']
+    wa = engine.load_checkpoint(work / 'a' / 'final.pt')['model']
+    wb = engine.load_checkpoint(work / 'b' / 'final.pt')['model']
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_non_finite_loss_stops_with_training_error(work, monkeypatch):
+    real = ExposurePipeline.forward
+    calls = []
+
+    def poisoned(self, batch, *args, **kwargs):
+        losses, info = real(self, batch, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            losses['loss_classifier'] = losses['loss_classifier'] * float('nan')
+        return losses, info
+
+    monkeypatch.setattr(ExposurePipeline, 'forward', poisoned)
+    cfg = config_from_dict(tiny(work, ae='histogram', val_size=0))
+    with pytest.raises(TrainingError) as err:
+        engine.train(cfg, work / 'nan', progress=False)
+    msg = str(err.value)
+    assert 'epoch 1 step 2' in msg and 'loss_classifier=nan' in msg
+    assert 'loss_box_reg=' in msg and 'loss_objectness=' in msg
+
+
+@pytest.mark.parametrize('ae', ['average', 'gradient', 'fixed'])
+def test_baselines_train_through_the_same_pipeline(tmp_path, ae):
+    sensor = S.load_sensor('imx249')
+    cfg = config_from_dict(tiny(tmp_path, ae=ae, train_size=2))
+    ds = TwoFrameExamples(ProceduralPairs(0, 2, 64, 96, str(tmp_path)), sensor, cfg, True)
+    batch = collate([ds[0], ds[1]])
+    pipe = ExposurePipeline(cfg, sensor)
+    assert pipe.ae is None
+    losses, info = pipe(batch)
+    sum(losses.values()).backward()
+    assert pipe.detector.backbone.body.conv1.weight.grad.abs().sum() > 0
+    if ae == 'fixed':
+        assert torch.all(info['u'] == 1)
+    else:
+        assert torch.all(info['u'] > 0) and not torch.all(info['u'] == 1)
