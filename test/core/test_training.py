@@ -132,7 +132,7 @@ def test_examples_deterministic_per_epoch_kappa_in_range_and_flip(tmp_path):
     assert first != [ds[i]['kappa'] for i in range(6)]
     scales = [ds[i]['noise_scale'] for i in range(6)]
     assert all(cfg.noise_scale_min <= s <= cfg.noise_scale_max for s in scales)
-    flipped = [e for e in (ds[i] for i in range(6))]
+    flipped = [ds[i] for i in range(6)]
     for e in flipped:
         b = e['boxes']
         assert (b[:, 0] >= 0).all() and (b[:, 2] <= 96).all() and (b[:, 2] > b[:, 0]).all()
