@@ -8,13 +8,14 @@ DistributedDataParallel (gloo on CPU, nccl on GPU). See
 """
 import json
 
+from neural_ae.core.errors import ConfigError
 from neural_ae.core.training.config import load_config
 
 
 def add_parser(sub) -> None:
     """Register ``train``."""
     p = sub.add_parser('train', help='train AE network + ISP + detector end to end')
-    p.add_argument('--config', required=True, help='training YAML (config/train_*.yaml)')
+    p.add_argument('--config', help='training YAML (config/train_*.yaml)')
     p.add_argument('--resume', default=None, help='checkpoint to continue from (final.pt, '
                    'checkpoint_epochNNN.pt)')
     p.add_argument('--output', default=None, help='output folder (default out/train/<name>)')
@@ -23,13 +24,32 @@ def add_parser(sub) -> None:
                    help='stop (with checkpoint and evaluation) after this wall time [min]')
     p.add_argument('--export', default=None, help='also write the slim model.pt here')
     p.add_argument('--no-progress', action='store_true', help='no tqdm bar')
+    p.add_argument('--evaluate', metavar='CKPT', default=None,
+                   help='only evaluate this checkpoint on held-out pairs (mAP@0.5 at e_base, '
+                   '10x over/under, closed loop) and exit')
+    p.add_argument('--val-size', type=int, default=None, help='with --evaluate: pairs')
+    p.add_argument('--val-seed-start', type=int, default=None,
+                   help='with --evaluate: first scene seed of the held-out pairs')
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    """Train; print a JSON summary (rank 0)."""
-    from neural_ae.core.training.engine import train
+    """Train (or evaluate); print a JSON summary (rank 0)."""
+    from neural_ae.core.training.engine import evaluate_checkpoint, train
 
+    if args.evaluate:
+        res = evaluate_checkpoint(args.evaluate, args.val_size, args.val_seed_start,
+                                  progress=not args.no_progress)
+        cfg = res.pop('config')
+        print(json.dumps({'checkpoint': args.evaluate, 'pairs': cfg['val_size'],
+                          'seeds': f'{cfg["val_seed_start"]}..'
+                                   f'{cfg["val_seed_start"] + cfg["val_size"] - 1}',
+                          'map50': res.pop('summary'),
+                          'ap50': {k: v['ap50'] for k, v in res.items()}},
+                         indent=1, default=float))
+        return 0
+    if not args.config:
+        raise ConfigError('train: --config is required (unless --evaluate)')
     cfg = load_config(args.config, epochs=args.epochs)
     output = args.output or f'out/train/{cfg.name}'
     summary = train(cfg, output, resume=args.resume, max_minutes=args.max_minutes,

@@ -431,6 +431,39 @@ def compare_fingerprint(path, device='cpu') -> dict:
             'stored': stored, 'now': now}
 
 
+def evaluate_checkpoint(path, val_size: Optional[int] = None,
+                        val_seed_start: Optional[int] = None, device: str = 'cpu',
+                        progress: bool = True, batch_size: Optional[int] = None) -> dict:
+    """
+    Load a checkpoint (slim or full) and run :func:`evaluate` on held-out pairs.
+
+    ``val_size`` / ``val_seed_start`` override the run's validation set (procedural
+    seeds; keep them outside the training range, which the config check enforces).
+    Returns :func:`evaluate`'s dict plus ``'config'`` (the evaluation config).
+    """
+    from neural_ae.core.training.config import config_from_dict
+
+    pipe, cfg, _ = load_pipeline(path, device)
+    over = {}
+    if val_size is not None:
+        over['val_size'] = int(val_size)
+    if val_seed_start is not None:
+        over['val_seed_start'] = int(val_seed_start)
+    if batch_size is not None:
+        over['batch_size'] = int(batch_size)
+    cfg = config_from_dict(over, source=f'{path} + overrides', base=cfg)
+    if cfg.val_size < 1:
+        raise ConfigError('evaluation needs val_size >= 1')
+    src = build_source(cfg, pipe.sensor, 'val')
+    if hasattr(src, 'prepare'):
+        src.prepare(progress=progress)
+    loader = DataLoader(TwoFrameExamples(src, pipe.sensor, cfg, train=False),
+                        batch_size=cfg.batch_size, shuffle=False, collate_fn=collate)
+    out = evaluate(pipe, loader, cfg, device, progress=progress)
+    out['config'] = cfg.to_dict()
+    return out
+
+
 # --------------------------------------------------------------------------- schedule
 
 
