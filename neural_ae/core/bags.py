@@ -34,6 +34,7 @@ import struct
 import zlib
 
 from neural_ae.core.errors import BagFormatError, HDRError
+from neural_ae.core.image_encodings import decode_image, ImageLayoutError, srgb_to_linear
 import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import get_types_from_idl, get_types_from_msg, get_typestore, Stores
@@ -359,10 +360,6 @@ def write_coco_labels(bag_path, coco_dict: dict, topic: str = RADIANCE_TOPIC) ->
 # --------------------------------------------------------------------------- decoding
 
 
-def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
-
-
 def decode_radiance(msg, where: str = 'image') -> np.ndarray:
     """
     Decode an Image message (rosbags or rclpy) into linear radiance float32 ``(H, W, 3)``.
@@ -371,35 +368,30 @@ def decode_radiance(msg, where: str = 'image') -> np.ndarray:
     Integer encodings are linearised: 16-bit (``16UC3``, ``rgb16``, ``bgr16``) is assumed
     linear and divided by 65535; 8-bit (``8UC3``, ``rgb8``, ``bgr8``) is assumed sRGB
     encoded and goes through the inverse sRGB curve. Generic ``8UC3``/``16UC3`` are read
-    as RGB. ``step`` and ``is_bigendian`` are honoured. Non-finite values are kept (see
+    as RGB. ``step`` and ``is_bigendian`` are honoured
+    (:func:`neural_ae.core.image_encodings.decode_image`). Non-finite values are kept (see
     :meth:`HDRBag.iter_radiance` for sanitizing). Raises :class:`BagFormatError`.
     """
     encoding = msg.encoding
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    desc = f'{where}: {height}x{width} image with encoding {encoding!r}'
     if encoding not in _RADIANCE:
         raise BagFormatError(
-            f'{desc} is not radiance: expected one of {", ".join(RADIANCE_ENCODINGS)}')
+            f'{where}: {msg.height}x{msg.width} image with encoding {encoding!r} is not '
+            f'radiance: expected one of {", ".join(RADIANCE_ENCODINGS)}')
     base, channels, order, transfer = _RADIANCE[encoding]
-    dtype = np.dtype(('>' if msg.is_bigendian else '<') + base)
-    row_bytes = width * channels * dtype.itemsize
-    data = msg.data
-    buf = (np.ascontiguousarray(data).reshape(-1).view(np.uint8)
-           if isinstance(data, np.ndarray) else np.frombuffer(data, np.uint8))
-    if height <= 0 or width <= 0 or step < row_bytes or buf.size != height * step:
-        raise BagFormatError(
-            f'{desc}: inconsistent layout (step {step}, row needs {row_bytes} bytes,'
-            f' data {buf.size} bytes)')
-    rows = np.ascontiguousarray(buf.reshape(height, step)[:, :row_bytes])
-    arr = rows.view(dtype).reshape(height, width, channels).astype(np.float32)
+    try:
+        arr = decode_image(msg.data, msg.height, msg.width, msg.step, msg.is_bigendian,
+                           np.dtype(base), channels, encoding)
+    except ImageLayoutError as err:
+        raise BagFormatError(f'{where}: {err}') from err
+    arr = arr.astype(np.float32, copy=False)
     if channels == 1:
-        arr = np.repeat(arr, 3, axis=2)
+        arr = np.repeat(arr[..., None], 3, axis=2)
     elif order < 0:
         arr = np.ascontiguousarray(arr[..., ::-1])
     if transfer == 'linear16':
         arr /= np.float32(65535.0)
     elif transfer == 'srgb8':
-        arr = _srgb_to_linear(arr / np.float32(255.0)).astype(np.float32)
+        arr = srgb_to_linear(arr / np.float32(255.0)).astype(np.float32)
     return arr
 
 

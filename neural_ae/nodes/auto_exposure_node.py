@@ -204,8 +204,10 @@ def load_perception(path, sensor: SensorConfig, device: str = 'cpu') -> Percepti
     """
     Load a detector checkpoint (and its ISP) for the node.
 
-    Accepted layouts (read with ``weights_only=True``): a plain detector state dict, or a
-    dict with the state dict under ``'detector'``, ``'state_dict'`` or ``'model'``, an
+    Accepted layouts (read with ``weights_only=True``): a training checkpoint of
+    ``neural-ae train`` (format ``neural_ae.train/*``: its trained ISP and detector, through
+    :func:`neural_ae.core.training.engine.load_pipeline`); a plain detector state dict; or
+    a dict with the state dict under ``'detector'``, ``'state_dict'`` or ``'model'``, an
     optional ``'detector_config'`` (``DetectorConfig`` fields) and an optional ``'isp'``
     state dict. Raises :class:`ModelError` for a missing or mismatching file.
     """
@@ -219,9 +221,18 @@ def load_perception(path, sensor: SensorConfig, device: str = 'cpu') -> Percepti
     try:
         ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
-        raise ModelError(f'cannot read detector checkpoint {path}: {err}') from err
+        raise ModelError(f'cannot read detector checkpoint {path}: '
+                         f'{str(err).splitlines()[0]}') from err
     if not isinstance(ckpt, dict):
         raise ModelError(f'detector checkpoint {path} holds {type(ckpt).__name__}, not a dict')
+    if str(ckpt.get('format', '')).startswith('neural_ae.train/'):
+        try:
+            from neural_ae.core.training.engine import load_pipeline
+            pipe, _, _ = load_pipeline(path, device)
+        except (ImportError, NeuralAEError, RuntimeError, KeyError) as err:
+            raise ModelError(f'cannot load the detector of training checkpoint {path}: '
+                             f'{str(err).splitlines()[0]}') from err
+        return Perception(pipe.detector.eval(), pipe.isp.eval(), torch.device(device))
     state = ckpt.get('detector', ckpt.get('state_dict', ckpt.get('model', ckpt)))
     cfg = ckpt.get('detector_config') or {}
     try:
@@ -299,13 +310,7 @@ class AutoExposureNode(LifecycleNode):
         values = P.read(self, self.specs)
         try:
             controller = self._build_controller(values)
-            perception = None
-            if values['detector_path']:
-                perception = load_perception(values['detector_path'], self.sensor,
-                                             values['device'])
-            elif values['controller'] in NEEDS_FEATURES:
-                raise ModelError(f'controller {values["controller"]} needs backbone features:'
-                                 ' set detector_path to a detector checkpoint')
+            perception = self._load_perception(values)
             preset = self._preset(values)
         except (NeuralAEError, FileNotFoundError, OSError) as err:
             self._last_error = f'configure failed: {err}'
@@ -425,6 +430,20 @@ class AutoExposureNode(LifecycleNode):
                                  '(set model_path, or train one with neural-ae train)')
             kw.update(model=str(path), device=values['device'])
         return make_controller(name, options, sensor=self.sensor, **kw)
+
+    def _load_perception(self, values: dict) -> Optional[Perception]:
+        """Detector from ``detector_path``; else, for the semantic controllers, the model file."""
+        if values['detector_path']:
+            return load_perception(values['detector_path'], self.sensor, values['device'])
+        if values['controller'] not in NEEDS_FEATURES:
+            return None
+        path = _resolve_model_path(values)
+        try:  # a training checkpoint carries the detector whose features it was trained on
+            return load_perception(path, self.sensor, values['device'])
+        except ModelError as err:
+            raise ModelError(f'controller {values["controller"]} needs backbone features: set '
+                             f'detector_path (the model file holds no usable detector: {err})'
+                             ) from err
 
     def _on_driver_setting(self, setting: Optional[ExposureSetting]) -> None:
         if setting is not None and setting.is_valid():

@@ -77,10 +77,10 @@ def sim_parameter_specs(sensor: SensorConfig) -> list:
                     read_only=True),
         P.ParamSpec('seed', 0, 'Seed of the synthetic scenes and of the sensor noise.',
                     0, 2 ** 31 - 1, read_only=True),
-        P.ParamSpec('height', 192, 'Synthetic frame height [px] (even).', 16, 4096,
-                    read_only=True),
-        P.ParamSpec('width', 320, 'Synthetic frame width [px] (even).', 16, 4096,
-                    read_only=True),
+        P.ParamSpec('height', 192, 'Synthetic frame height [px] (odd sizes are cropped to '
+                    'even).', 64, 4096, read_only=True),
+        P.ParamSpec('width', 320, 'Synthetic frame width [px] (odd sizes are cropped to '
+                    'even).', 64, 4096, read_only=True),
         P.ParamSpec('step_factor', 16.0, 'Scenario step: illumination factor applied from '
                     'step_frame on [-].', 1e-4, 1e4, read_only=True),
         P.ParamSpec('step_frame', -1, 'Scenario step: first frame of the new illumination '

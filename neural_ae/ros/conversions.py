@@ -14,12 +14,15 @@ on numpy 2), so this module re-implements the part the project needs:
 
 Both conversion directions accept any object with the ``sensor_msgs/Image`` fields (rclpy
 messages, and rosbags' deserialized messages too). Every failure raises
-:class:`ImageConversionError` with a one-line message naming the encoding and shape.
+:class:`ImageConversionError` with a one-line message naming the encoding and shape. The
+layout decoding itself is ROS-free and shared with the bag reader
+(:mod:`neural_ae.core.image_encodings`).
 """
-import re
-
 from builtin_interfaces.msg import Time
+from neural_ae.core import image_encodings as _enc
 from neural_ae.core.errors import NeuralAEError
+from neural_ae.core.image_encodings import (bayer_pattern_of, BAYER_PATTERNS, ImageLayoutError,
+                                            srgb_to_linear, SUPPORTED_ENCODINGS)
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -45,36 +48,9 @@ class ImageConversionError(NeuralAEError, ValueError):
     """A message cannot be converted: bad encoding, step, data length, shape or dtype."""
 
 
-BAYER_PATTERNS = ('RGGB', 'BGGR', 'GBRG', 'GRBG')
-
-_NAMED = {
-    'mono8': (np.uint8, 1),
-    'mono16': (np.uint16, 1),
-    'rgb8': (np.uint8, 3),
-    'bgr8': (np.uint8, 3),
-    'rgba8': (np.uint8, 4),
-    'bgra8': (np.uint8, 4),
-    'rgb16': (np.uint16, 3),
-    'bgr16': (np.uint16, 3),
-    'rgba16': (np.uint16, 4),
-    'bgra16': (np.uint16, 4),
-}
-for _pattern in BAYER_PATTERNS:
-    _NAMED['bayer_%s8' % _pattern.lower()] = (np.uint8, 1)
-    _NAMED['bayer_%s16' % _pattern.lower()] = (np.uint16, 1)
-
-_GENERIC = re.compile(r'^(8U|8S|16U|16S|32S|32F|64F)C([1-4])$')
-_GENERIC_DTYPES = {
-    '8U': np.uint8, '8S': np.int8, '16U': np.uint16, '16S': np.int16,
-    '32S': np.int32, '32F': np.float32, '64F': np.float64,
-}
-
-#: Named encodings understood besides the generic ``<depth>C<n>`` OpenCV names.
-SUPPORTED_ENCODINGS = tuple(sorted(_NAMED))
-
 #: Encodings :func:`raw_frame_from_image` accepts.
 RAW_ENCODINGS = tuple(sorted(
-    [e for e in _NAMED if e.startswith('bayer_')]
+    [e for e in SUPPORTED_ENCODINGS if e.startswith('bayer_')]
     + ['mono8', 'mono16', '8UC1', '16UC1', 'rgb8', 'bgr8', 'rgba8', 'bgra8']))
 
 
@@ -85,33 +61,10 @@ def encoding_layout(encoding: str) -> tuple:
     Raises :class:`ImageConversionError` for an encoding this module does not handle
     (for example ``yuv422`` or a compressed format).
     """
-    if encoding in _NAMED:
-        dtype, channels = _NAMED[encoding]
-        return np.dtype(dtype), channels
-    match = _GENERIC.match(encoding or '')
-    if match:
-        return np.dtype(_GENERIC_DTYPES[match.group(1)]), int(match.group(2))
-    raise ImageConversionError(
-        f'unsupported encoding {encoding!r}: expected one of {", ".join(SUPPORTED_ENCODINGS)}'
-        ' or <8U|8S|16U|16S|32S|32F|64F>C<1-4>')
-
-
-def bayer_pattern_of(encoding: str):
-    """Return the Bayer pattern (``'RGGB'``, ``'BGGR'``, ``'GBRG'``, ``'GRBG'``) or None."""
-    if encoding and encoding.startswith('bayer_'):
-        pattern = encoding[len('bayer_'):].rstrip('0123456789').upper()
-        if pattern in BAYER_PATTERNS:
-            return pattern
-    return None
-
-
-def _as_bytes(data) -> np.ndarray:
-    """View any message ``data`` (bytes, array.array, memoryview, list, ndarray) as uint8."""
-    if isinstance(data, np.ndarray):
-        return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
-    if isinstance(data, (list, tuple)):
-        return np.asarray(data, dtype=np.uint8)
-    return np.frombuffer(data, dtype=np.uint8)
+    try:
+        return _enc.encoding_layout(encoding)
+    except ImageLayoutError as err:
+        raise ImageConversionError(str(err)) from err
 
 
 def image_to_array(msg) -> np.ndarray:
@@ -126,27 +79,11 @@ def image_to_array(msg) -> np.ndarray:
     """
     encoding = msg.encoding
     dtype, channels = encoding_layout(encoding)
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    desc = f'{height}x{width} image with encoding {encoding!r}'
-    if height <= 0 or width <= 0:
-        raise ImageConversionError(f'empty image: {desc}')
-    row_bytes = width * channels * dtype.itemsize
-    if step < row_bytes:
-        raise ImageConversionError(
-            f'step {step} < width {width} * {channels} channels * {dtype.itemsize} bytes'
-            f' = {row_bytes} for {desc}')
-    buf = _as_bytes(msg.data)
-    if buf.size != height * step:
-        raise ImageConversionError(
-            f'data length {buf.size} != height {height} * step {step} = {height * step}'
-            f' for {desc}')
-    rows = np.array(buf.reshape(height, step)[:, :row_bytes], order='C', copy=True)
-    wire = dtype.newbyteorder('>' if msg.is_bigendian else '<')
-    arr = rows.view(wire).reshape((height, width) if channels == 1 else
-                                  (height, width, channels))
-    if not wire.isnative:
-        arr = arr.byteswap().view(dtype)
-    return arr
+    try:
+        return _enc.decode_image(msg.data, msg.height, msg.width, msg.step, msg.is_bigendian,
+                                 dtype, channels, encoding)
+    except ImageLayoutError as err:
+        raise ImageConversionError(str(err)) from err
 
 
 def array_to_image(arr, encoding: str, header=None) -> Image:
@@ -177,12 +114,6 @@ def array_to_image(arr, encoding: str, header=None) -> Image:
     msg.step = int(arr.shape[1]) * channels * dtype.itemsize
     msg.data = data.tobytes()
     return msg
-
-
-def srgb_to_linear(values) -> np.ndarray:
-    """Inverse sRGB transfer curve (IEC 61966-2-1): encoded ``[0, 1]`` -> linear ``[0, 1]``."""
-    v = np.asarray(values, dtype=np.float64)
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
 
 
 def raw_frame_from_image(msg, bit_depth: int = 12) -> tuple:

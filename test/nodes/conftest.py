@@ -1,4 +1,5 @@
 """Helpers for tests that run ROS 2 nodes in child processes, on loopback, in their own domain."""
+import gc
 import os
 from pathlib import Path
 import signal
@@ -100,6 +101,20 @@ class RosSide:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+        gc.collect()
+
+
+@pytest.fixture(scope='module', autouse=True)
+def collect_ros_garbage():
+    """
+    Free unreachable rclpy objects after each module, in this process.
+
+    Otherwise a later ``fork()`` without ``exec`` (flake8's multiprocessing pool in the
+    lint tests) inherits them and its garbage collector finalizes DDS handles in the
+    child, which segfaults.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope='module')

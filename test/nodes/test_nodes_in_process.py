@@ -1,0 +1,173 @@
+"""
+Nodes inside the test process: the detector path, the driver's own AE switch, bag replay.
+
+The detector test uses untrained networks (no trained model ships yet): it checks the
+wiring (one backbone pass per frame feeds the detector, whose detections go out as JSON
+since vision_msgs is absent, and the semantic branch), not accuracy.
+"""
+import json
+
+from neural_ae.core.models.detector import build_detector
+from neural_ae.core.models.exposure_nets import ExposureNet
+from neural_ae.core.sensor import capture, load_sensor
+from neural_ae.nodes.auto_exposure_node import AutoExposureNode, load_perception
+from neural_ae.ros.conversions import array_to_image
+from neural_ae.ros.qos import command_qos, image_qos
+import numpy as np
+import pytest
+import rclpy
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+import torch
+
+SENSOR = load_sensor('imx249')
+
+
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory):
+    d = tmp_path_factory.mktemp('models')
+    torch.manual_seed(0)
+    torch.save({'detector': build_detector().state_dict()}, d / 'detector.pt')
+    net = ExposureNet('semantic')
+    torch.save({'state_dict': net.state_dict(), 'mode': 'semantic', 'm_exp': 10.0},
+               d / 'semantic_nn.pt')
+    (d / 'broken.pt').write_bytes(b'not a checkpoint')
+    return d
+
+
+def test_load_perception_errors(checkpoints):
+    from neural_ae.core.errors import ModelError
+
+    with pytest.raises(ModelError, match='not found'):
+        load_perception(checkpoints / 'missing.pt', SENSOR)
+    with pytest.raises(ModelError, match='cannot read'):
+        load_perception(checkpoints / 'broken.pt', SENSOR)
+    with pytest.raises(ModelError, match='does not match'):
+        load_perception(checkpoints / 'semantic_nn.pt', SENSOR)
+
+
+def test_semantic_controller_and_detections_share_one_backbone_pass(ros_side, checkpoints):
+    side = ros_side
+    node = AutoExposureNode('ae_perception', context=side.context, parameter_overrides=[
+        Parameter('controller', value='semantic_nn'),
+        Parameter('model_path', value=str(checkpoints / 'semantic_nn.pt')),
+        Parameter('detector_path', value=str(checkpoints / 'detector.pt')),
+        Parameter('driver_node', value='perception_camera'),
+        Parameter('exposure_feedback_topic', value=''),
+        Parameter('detection_score_threshold', value=0.0)])
+    cam = rclpy.create_node('perception_camera', context=side.context)
+    cam.declare_parameter('exposure_time', 5000.0)
+    cam.declare_parameter('gain', 0.0)
+    sets = []
+    cam.add_post_set_parameters_callback(lambda ps: sets.append([p.name for p in ps]))
+    side.executor.add_node(node)
+    side.executor.add_node(cam)
+    got, debug = [], []
+    side.node.create_subscription(String, 'detections_json', got.append, command_qos())
+    side.node.create_subscription(Image, 'debug_image', debug.append, image_qos(1))
+    pub = side.node.create_publisher(Image, 'camera/image_raw', image_qos(1))
+    calls = []
+    perception = None
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        perception = node._perception
+        original = perception.detector.backbone.forward_with_tap
+
+        def counted(x):
+            calls.append(tuple(x.shape))
+            return original(x)
+
+        perception.detector.backbone.forward_with_tap = counted
+        assert side.spin_until(lambda: node._actuator.reachable, 10.0)
+        raw = capture(np.full((64, 96), 3e5), 0.004, 1.0, SENSOR, np.random.default_rng(0))
+        msg = array_to_image(raw, 'bayer_rggb16')
+        msg.header.frame_id = 'camera'
+        pub.publish(msg)
+        assert side.spin_until(lambda: got and sets and debug, 60.0), (got, sets, debug)
+        doc = json.loads(got[0].data)
+        assert doc['frame_id'] == 'camera' and isinstance(doc['detections'], list)
+        assert calls == [calls[0]]  # exactly one backbone pass for that frame
+        assert debug[0].encoding == 'rgb8' and debug[0].header.frame_id == 'camera'
+        assert ['exposure_time', 'gain'] in sets or ['exposure_time'] in sets
+        values = {kv.key: kv.value for kv in node.diagnostics().status[0].values}
+        assert values['controller'] == 'semantic_nn' and values['errors'] == '0'
+        assert values['detections_topic'] == 'detections_json'
+    finally:
+        side.executor.remove_node(node)
+        side.executor.remove_node(cam)
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+        node.destroy_node()
+        cam.destroy_node()
+
+
+def test_driver_auto_exposure_is_switched_off_on_activate_and_restored(ros_side):
+    side = ros_side
+    cam = rclpy.create_node('libcamera', context=side.context)
+    cam.declare_parameter('ExposureTime', 10000)
+    cam.declare_parameter('AnalogueGain', 2.0)
+    cam.declare_parameter('AeEnable', True)
+    node = AutoExposureNode('ae_switch', context=side.context, parameter_overrides=[
+        Parameter('driver_preset', value='camera_ros'),
+        Parameter('driver_node', value='libcamera'),
+        Parameter('exposure_feedback_topic', value='')])
+    side.executor.add_node(cam)
+    side.executor.add_node(node)
+    pub = side.node.create_publisher(Image, 'camera/image_raw', image_qos(1))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert side.spin_until(lambda: node._actuator.reachable, 10.0)
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert side.spin_until(lambda: cam.get_parameter('AeEnable').value is False, 10.0)
+        # The driver's current setting is read as the starting point: 10 ms, 2x = 6 dB.
+        assert side.spin_until(lambda: node._initial is not None, 5.0)
+        assert node._initial.gain_db == pytest.approx(6.0206, abs=1e-3)
+        raw = capture(np.full((64, 96), 1e5), 0.01, 2.0, SENSOR, np.random.default_rng(1))
+        pub.publish(array_to_image(raw, 'bayer_rggb16'))
+        assert side.spin_until(lambda: cam.get_parameter('ExposureTime').value != 10000, 10.0)
+        assert isinstance(cam.get_parameter('ExposureTime').value, int)
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert side.spin_until(lambda: cam.get_parameter('AeEnable').value is True, 10.0)
+    finally:
+        side.executor.remove_node(node)
+        side.executor.remove_node(cam)
+        node.trigger_cleanup()
+        node.destroy_node()
+        cam.destroy_node()
+
+
+def test_camera_sim_replays_a_bag_with_its_labels(ros_side, tmp_path):
+    from neural_ae.core.bags import HDRBagWriter
+    from neural_ae.core.scenes import generate_scene
+    from neural_ae.nodes.camera_sim_node import CameraSimNode
+
+    radiance = generate_scene(4, 'day', 64, 96).radiance[:63, :95]  # odd: cropped to even
+    with HDRBagWriter(tmp_path / 'bag') as writer:
+        for k in range(3):
+            writer.write_radiance(1_000_000_000 + k * 50_000_000, radiance)
+        writer.write_labels({'images': [{'id': 1, 'frame_index': 1}], 'annotations': [
+            {'id': 1, 'image_id': 1, 'category_id': 4, 'bbox': [2, 3, 5, 9]}]})
+    side = ros_side
+    docs, images = [], []
+    side.node.create_subscription(String, 'camera/exposure',
+                                  lambda m: docs.append(json.loads(m.data)), command_qos(10))
+    side.node.create_subscription(Image, 'camera/image_raw', images.append, image_qos(1))
+    sim = CameraSimNode('bag_sim', context=side.context, parameter_overrides=[
+        Parameter('bag', value=str(tmp_path / 'bag')), Parameter('mode', value='lockstep'),
+        Parameter('lockstep_timeout_s', value=0.05), Parameter('exposure_time', value=800.0)])
+    side.executor.add_node(sim)
+    try:
+        assert side.spin_until(lambda: sim.finished and len(docs) == 3, 20.0), docs
+        assert [d['gt'] for d in docs] == [[], [[2.0, 3.0, 7.0, 12.0, 4]], []]
+        offsets = [d['stamp_ns'] - docs[0]['stamp_ns'] for d in docs]
+        assert offsets == [0, 50_000_000, 100_000_000]
+        assert all(d['exposure_time_us'] == 800.0 for d in docs)
+        assert side.spin_until(lambda: images, 2.0)
+        assert (images[-1].height, images[-1].width) == (62, 94)
+        assert images[-1].encoding == 'bayer_rggb16'
+    finally:
+        side.executor.remove_node(sim)
+        sim.destroy_node()
