@@ -25,10 +25,13 @@ Commanding: like a machine-vision driver, the parameters ``exposure_time`` [us] 
 takes effect at frame ``n + 1 + latency_frames`` (frames in between keep the setting in
 force). Out-of-range values are rejected by the parameter descriptors.
 
-Modes: ``realtime`` publishes at ``rate_hz`` from a timer; ``lockstep`` publishes the next
-frame only once a command (a set of ``exposure_time``/``gain``) has arrived after the
-previous frame, or after ``lockstep_timeout_s``: deterministic for evaluation. Stamps are
-``start + k / rate_hz`` (bag: ``start + t_k - t_0``). Rendering noise is drawn from
+Modes: ``realtime`` publishes at the recording's own rate (the bag's timestamps; 30 Hz
+for synthetic frames) or, with ``rate_hz`` > 0, at that rate from a timer; stamps are the
+wall clock. ``lockstep`` publishes the next frame only once a command (a set of
+``exposure_time``/``gain``) has arrived after the previous frame, or after
+``lockstep_timeout_s``: deterministic for evaluation; stamps are ``start + t_k - t_0``
+(synthetic: ``t_k = k / rate``), continuing monotonically when ``loop`` restarts the
+sequence. Rendering noise is drawn from
 ``numpy.random.default_rng(seed)``, so a lockstep run with a deterministic controller is
 repeatable.
 """
@@ -57,6 +60,7 @@ from std_msgs.msg import Header, String
 __all__ = ['CameraSimNode', 'SIM_SCENARIOS', 'main', 'sim_parameter_specs']
 
 SIM_SCENARIOS = tuple(SEQUENCE_SCENARIOS) + ('step',)
+DEFAULT_RATE_HZ = 30.0
 MODES = ('realtime', 'lockstep')
 _POLL_S = 0.004
 
@@ -92,11 +96,12 @@ def sim_parameter_specs(sensor: SensorConfig) -> list:
                     0.0, float(sensor.max_gain_db)),
         P.ParamSpec('latency_frames', 1, 'Actuation latency [frames]: a command arriving '
                     'after frame n takes effect at frame n + 1 + latency_frames.', 0, 30),
-        P.ParamSpec('mode', 'realtime', 'realtime: publish at rate_hz; lockstep: next frame '
-                    'after the controller answered (or lockstep_timeout_s).', read_only=True,
-                    choices=MODES),
-        P.ParamSpec('rate_hz', 30.0, 'Frame rate in realtime mode, and of the stamps of '
-                    'synthetic frames [Hz].', 0.1, 1000.0, read_only=True),
+        P.ParamSpec('mode', 'realtime', "realtime: publish at the recording's rate (or "
+                    'rate_hz); lockstep: next frame after the controller answered (or '
+                    'lockstep_timeout_s).', read_only=True, choices=MODES),
+        P.ParamSpec('rate_hz', 0.0, "Frame rate [Hz]: 0 = the bag's own timing (30 Hz for "
+                    'synthetic frames); > 0 = this rate (realtime) and stamp spacing of '
+                    'synthetic frames.', 0.0, 1000.0, read_only=True),
         P.ParamSpec('lockstep_timeout_s', 1.0, 'Lockstep: publish the next frame anyway '
                     'after this long without an answer [s].', 0.01, 60.0),
         P.ParamSpec('wait_for_subscribers', 1, 'Hold the first frame until camera/image_raw '
@@ -122,7 +127,7 @@ def _even(radiance: np.ndarray) -> np.ndarray:
 def synthetic_frames(scenario: str, n_frames: int, seed: int, height: int, width: int,
                      rate_hz: float = 30.0, step_factor: float = 16.0, step_frame: int = -1):
     """Yield ``(offset_ns, radiance, boxes_labels, meta)`` of a synthetic sequence."""
-    period_ns = int(round(1e9 / rate_hz))
+    period_ns = int(round(1e9 / (rate_hz or DEFAULT_RATE_HZ)))
     if scenario == 'step':
         base = generate_scene(seed, 'day', height, width)
         first = n_frames // 2 if step_frame < 0 else step_frame
@@ -242,8 +247,13 @@ class CameraSimNode(Node):
         self.add_on_set_parameters_callback(self._validate)
         self.add_post_set_parameters_callback(self._apply)
         self._source = _Prefetcher(self._make_iter, depth=3, loop=self.values['loop'])
-        lockstep = self.values['mode'] == 'lockstep'
-        period = _POLL_S if lockstep else 1.0 / self.values['rate_hz']
+        self._next = None
+        self._loop_base_ns = 0
+        self._last_offset_ns = None
+        self._wall_start_ns = None
+        self._nominal_ns = int(1e9 / (self.values['rate_hz'] or DEFAULT_RATE_HZ))
+        paced = self.values['mode'] == 'realtime' and self.values['rate_hz'] > 0
+        period = 1.0 / self.values['rate_hz'] if paced else _POLL_S
         self._timer = self.create_timer(period, self._tick)
         src = self.values['bag'] or f'synthetic {self.values["scenario"]}'
         self.get_logger().info(
@@ -293,18 +303,32 @@ class CameraSimNode(Node):
             waited = (self.get_clock().now().nanoseconds - self._wait_start) * 1e-9
             if not answered and waited < self.values['lockstep_timeout_s']:
                 return
-        try:
-            item = self._source.get()
-        except queue.Empty:
-            return
-        if item is None:
-            self._finished = True
-            if self._source.error:
-                self.get_logger().error(f'camera_sim: cannot read frames: {self._source.error}')
-            else:
-                self.get_logger().info(f'camera_sim: sequence finished after '
-                                       f'{self._published} frames')
-            return
+        if self._next is None:
+            try:
+                item = self._source.get()
+            except queue.Empty:
+                return
+            if item is None:
+                self._finished = True
+                if self._source.error:
+                    self.get_logger().error(
+                        f'camera_sim: cannot read frames: {self._source.error}')
+                else:
+                    self.get_logger().info(f'camera_sim: sequence finished after '
+                                           f'{self._published} frames')
+                return
+            offset = int(item[0])
+            if self._last_offset_ns is not None and offset < self._last_offset_ns:
+                self._loop_base_ns += self._last_offset_ns + self._nominal_ns  # looped
+            self._last_offset_ns = offset
+            self._next = (self._loop_base_ns + offset,) + tuple(item[1:])
+        now_ns = self.get_clock().now().nanoseconds
+        if self.values['mode'] == 'realtime' and self.values['rate_hz'] == 0:
+            if self._wall_start_ns is None:
+                self._wall_start_ns = now_ns - self._next[0]
+            if now_ns - self._wall_start_ns < self._next[0]:
+                return  # the recording's own timing
+        item, self._next = self._next, None
         self._publish_frame(*item)
 
     def _publish_frame(self, offset_ns: int, radiance: np.ndarray, gt: list, meta: dict):

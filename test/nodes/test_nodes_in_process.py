@@ -159,7 +159,17 @@ def test_camera_sim_replays_a_bag_with_its_labels(ros_side, tmp_path):
         Parameter('bag', value=str(tmp_path / 'bag')), Parameter('mode', value='lockstep'),
         Parameter('lockstep_timeout_s', value=0.05), Parameter('exposure_time', value=800.0)])
     side.executor.add_node(sim)
+    looping = CameraSimNode('loop_sim', context=side.context, parameter_overrides=[
+        Parameter('bag', value=str(tmp_path / 'bag')), Parameter('mode', value='lockstep'),
+        Parameter('lockstep_timeout_s', value=0.02), Parameter('loop', value=True),
+        Parameter('wait_for_subscribers', value=0)])
+    loop_stamps = []
+    looping.exposure_pub.publish = lambda m: loop_stamps.append(json.loads(m.data)['stamp_ns'])
+    side.executor.add_node(looping)
     try:
+        assert side.spin_until(lambda: len(loop_stamps) >= 7, 20.0)
+        steps = np.diff(loop_stamps[:7])
+        assert list(steps) == [50_000_000] * 2 + [33_333_333] + [50_000_000] * 2 + [33_333_333]
         assert side.spin_until(lambda: sim.finished and len(docs) == 3, 20.0), docs
         assert [d['gt'] for d in docs] == [[], [[2.0, 3.0, 7.0, 12.0, 4]], []]
         offsets = [d['stamp_ns'] - docs[0]['stamp_ns'] for d in docs]
@@ -170,4 +180,6 @@ def test_camera_sim_replays_a_bag_with_its_labels(ros_side, tmp_path):
         assert images[-1].encoding == 'bayer_rggb16'
     finally:
         side.executor.remove_node(sim)
+        side.executor.remove_node(looping)
         sim.destroy_node()
+        looping.destroy_node()
