@@ -274,3 +274,16 @@ def test_baselines_train_through_the_same_pipeline(tmp_path, ae):
         assert torch.all(info['u'] == 1)
     else:
         assert torch.all(info['u'] > 0) and not torch.all(info['u'] == 1)
+
+
+def test_neural_controller_loader_reads_feature_dim_of_training_checkpoints(tmp_path):
+    from neural_ae.core.controllers.neural import load_exposure_model
+
+    sensor = S.load_sensor('imx249')
+    cfg = config_from_dict(tiny(tmp_path, ae='histogram', ae_feature_dim=16))
+    pipe = ExposurePipeline(cfg, sensor)
+    path = engine.save_checkpoint(tmp_path / 'm.pt', engine.checkpoint_dict(pipe, cfg,
+                                                                           slim=True))
+    net = load_exposure_model(path, 'histogram')
+    assert net.feature_dim == 16
+    assert all(torch.equal(v, pipe.ae.state_dict()[k]) for k, v in net.state_dict().items())

@@ -37,8 +37,8 @@ def load_exposure_model(model: Union[None, str, Path, nn.Module], mode: str,
     ``ExposureNet(mode, m_exp)`` initialised from ``seed`` without touching the global
     torch RNG) or a checkpoint path. A checkpoint is read with ``weights_only=True``
     (no arbitrary pickles) and may be a plain state dict or a dict holding one under
-    ``'state_dict'`` or ``'model'`` (optionally with ``'mode'`` / ``'m_exp'``, at the top
-    level or under ``'config'``).
+    ``'state_dict'`` or ``'model'`` (optionally with ``'mode'`` / ``'m_exp'`` /
+    ``'feature_dim'``, at the top level, or ``'ae_feature_dim'`` under ``'config'``).
     """
     if isinstance(model, nn.Module):
         return model.eval()
@@ -63,9 +63,11 @@ def load_exposure_model(model: Union[None, str, Path, nn.Module], mode: str,
     state = ckpt.get('state_dict', ckpt.get('model', ckpt))
     ck_mode = ckpt.get('mode', config.get('mode', mode))
     ck_m_exp = float(ckpt.get('m_exp', config.get('m_exp', m_exp)))
+    # training checkpoints (neural-ae train) also record the branch width
+    feature_dim = int(ckpt.get('feature_dim', config.get('ae_feature_dim', 64)))
     if ck_mode != mode:
         raise ModelError(f'checkpoint {path} is a {ck_mode!r} model, controller needs {mode!r}')
-    net = ExposureNet(mode=mode, m_exp=ck_m_exp)
+    net = ExposureNet(mode=mode, m_exp=ck_m_exp, feature_dim=feature_dim)
     try:
         net.load_state_dict(state)
     except (RuntimeError, TypeError, KeyError) as err:

@@ -146,6 +146,7 @@ def checkpoint_dict(model, cfg: TrainConfig, optimizer=None, scheduler=None, epo
         ck['state_dict'] = pipe.ae.state_dict()
         ck['mode'] = pipe.ae.mode
         ck['m_exp'] = pipe.ae.m_exp
+        ck['feature_dim'] = pipe.ae.feature_dim
     if not slim:
         ck['optimizer'] = optimizer.state_dict() if optimizer is not None else None
         ck['scheduler'] = scheduler.state_dict() if scheduler is not None else None
