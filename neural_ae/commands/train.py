@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
     p.add_argument('--evaluate', metavar='CKPT', default=None,
                    help='only evaluate this checkpoint on held-out pairs (mAP@0.5 at e_base, '
                    '10x over/under, closed loop) and exit')
+    p.add_argument('--verify', metavar='CKPT', default=None,
+                   help='reload a model.pt in this process and compare its outputs with the '
+                   'fingerprint recorded at the end of training; exit 1 on a difference')
     p.add_argument('--val-size', type=int, default=None, help='with --evaluate: pairs')
     p.add_argument('--val-seed-start', type=int, default=None,
                    help='with --evaluate: first scene seed of the held-out pairs')
@@ -37,6 +40,16 @@ def run(args) -> int:
     """Train (or evaluate); print a JSON summary (rank 0)."""
     from neural_ae.core.training.engine import evaluate_checkpoint, train
 
+    if args.verify:
+        from neural_ae.core.training.engine import compare_fingerprint
+
+        res = compare_fingerprint(args.verify)
+        now = res['now']
+        print(json.dumps({'checkpoint': args.verify, 'identical': res['identical'],
+                          'max_abs_diff': res['max_abs_diff'], 'u': now['u'].tolist(),
+                          'top_scores': now['scores'][:5].tolist(),
+                          'layer2_mean': float(now['layer2_mean'])}, indent=1))
+        return 0 if res['identical'] else 1
     if args.evaluate:
         res = evaluate_checkpoint(args.evaluate, args.val_size, args.val_seed_start,
                                   progress=not args.no_progress)
