@@ -29,6 +29,9 @@ setup(
     entry_points={
         'console_scripts': [
             'neural-ae = neural_ae.cli:main',
+            'auto_exposure_node = neural_ae.nodes.auto_exposure_node:main',
+            'camera_sim_node = neural_ae.nodes.camera_sim_node:main',
+            'vehicle = neural_ae.nodes.vehicle:main',
         ],
     },
 )

@@ -220,7 +220,7 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
     perception = None
     if detector:
         # The loader lives with the node for now (it needs no ROS itself).
-        from neural_ae.nodes.auto_exposure_node import load_perception
+        from neural_ae.core.models.perception import load_perception
         perception = load_perception(detector, sens)
     out = Path(output) if output else (Path('out') / 'replay' /
                                        f'{Path(bag_path).name}_{controller}')

@@ -9,8 +9,9 @@ import json
 
 from neural_ae.core.models.detector import build_detector
 from neural_ae.core.models.exposure_nets import ExposureNet
+from neural_ae.core.models.perception import load_perception
 from neural_ae.core.sensor import capture, load_sensor
-from neural_ae.nodes.auto_exposure_node import AutoExposureNode, load_perception
+from neural_ae.nodes.auto_exposure_node import AutoExposureNode
 from neural_ae.ros.conversions import array_to_image
 from neural_ae.ros.qos import command_qos, image_qos
 import numpy as np

@@ -1,0 +1,91 @@
+"""
+Perception for the nodes and tools: the trained ISP and detector behind one call.
+
+``Perception.run(raw)`` renders a raw Bayer frame with the (trained) ISP and runs the
+detector once; the detector's ``layer2`` map from that same backbone pass is returned
+for the semantic branch of the exposure networks.
+"""
+from pathlib import Path
+
+from neural_ae.core.errors import ModelError, NeuralAEError
+from neural_ae.core.sensor import SensorConfig
+import numpy as np
+
+__all__ = ['Perception', 'load_perception']
+
+
+def _tuples(value):
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+class Perception:
+    """ISP + detector: ``run(raw) -> (boxes, labels, scores, layer2)``, one backbone pass."""
+
+    def __init__(self, detector, isp, device):
+        self.detector = detector
+        self.isp = isp
+        self.device = device
+
+    def run(self, raw: np.ndarray) -> tuple:
+        """Detect on a raw frame; ``layer2`` is the semantic branch's input (1, 128, h, w)."""
+        import torch
+        from neural_ae.core.models.detector import detector_inference
+
+        x = torch.from_numpy(raw.astype(np.float32))[None, None].to(self.device)
+        with torch.no_grad():
+            rgb = self.isp(x)
+        dets, layer2 = detector_inference(self.detector, rgb)
+        det = dets[0]
+        return (det['boxes'].cpu().numpy(), det['labels'].cpu().numpy(),
+                det['scores'].cpu().numpy(), layer2)
+
+
+def load_perception(path, sensor: SensorConfig, device: str = 'cpu') -> Perception:
+    """
+    Load a detector checkpoint (and its ISP) for the node.
+
+    Accepted layouts (read with ``weights_only=True``): a training checkpoint of
+    ``neural-ae train`` (format ``neural_ae.train/*``: its trained ISP and detector, through
+    :func:`neural_ae.core.training.engine.load_pipeline`); a plain detector state dict; or
+    a dict with the state dict under ``'detector'``, ``'state_dict'`` or ``'model'``, an
+    optional ``'detector_config'`` (``DetectorConfig`` fields) and an optional ``'isp'``
+    state dict. Raises :class:`ModelError` for a missing or mismatching file.
+    """
+    import torch
+    from neural_ae.core.isp import ISP, ISPConfig
+    from neural_ae.core.models.detector import build_detector, DetectorConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f'detector checkpoint not found: {path}')
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
+        raise ModelError(f'cannot read detector checkpoint {path}: '
+                         f'{str(err).splitlines()[0]}') from err
+    if not isinstance(ckpt, dict):
+        raise ModelError(f'detector checkpoint {path} holds {type(ckpt).__name__}, not a dict')
+    if str(ckpt.get('format', '')).startswith('neural_ae.train/'):
+        try:
+            from neural_ae.core.training.engine import load_pipeline
+            pipe, _, _ = load_pipeline(path, device)
+        except (ImportError, NeuralAEError, RuntimeError, KeyError) as err:
+            raise ModelError(f'cannot load the detector of training checkpoint {path}: '
+                             f'{str(err).splitlines()[0]}') from err
+        return Perception(pipe.detector.eval(), pipe.isp.eval(), torch.device(device))
+    state = ckpt.get('detector', ckpt.get('state_dict', ckpt.get('model', ckpt)))
+    cfg = ckpt.get('detector_config') or {}
+    try:
+        config = DetectorConfig(**{k: _tuples(v) for k, v in cfg.items()})
+        detector = build_detector(config)
+        detector.load_state_dict(state)
+        isp = ISP(ISPConfig.from_sensor(sensor))
+        if isinstance(ckpt.get('isp'), dict):
+            isp.load_state_dict(ckpt['isp'])
+    except (TypeError, RuntimeError, KeyError, ValueError) as err:
+        raise ModelError(f'detector checkpoint {path} does not match the detector: '
+                         f'{str(err).splitlines()[0]}') from err
+    dev = torch.device(device)
+    return Perception(detector.to(dev).eval(), isp.to(dev).eval(), dev)
