@@ -287,3 +287,17 @@ def test_neural_controller_loader_reads_feature_dim_of_training_checkpoints(tmp_
     net = load_exposure_model(path, 'histogram')
     assert net.feature_dim == 16
     assert all(torch.equal(v, pipe.ae.state_dict()[k]) for k, v in net.state_dict().items())
+
+
+def test_resume_inside_an_epoch_after_max_minutes_stop(full_run, work):
+    cfg, _ = full_run
+    stop = engine.train(cfg, work / 'c', max_minutes=1e-9, progress=False)
+    assert stop['stopped_by_time'] and stop['epochs_completed'] == 0
+    assert stop['step_in_epoch'] == 1
+    ck = engine.load_checkpoint(work / 'c' / 'final.pt')
+    assert (ck['epoch'], ck['step_in_epoch']) == (0, 1)
+    engine.train(cfg, work / 'd', resume=str(work / 'c' / 'final.pt'), progress=False)
+    a = _steps(work / 'a' / 'metrics.jsonl')
+    d = _steps(work / 'c' / 'metrics.jsonl') + _steps(work / 'd' / 'metrics.jsonl')
+    assert [s['global_step'] for s in d] == [1, 2, 3, 4]
+    assert [s['loss'] for s in d] == [s['loss'] for s in a]

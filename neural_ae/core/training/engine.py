@@ -230,6 +230,12 @@ def state_hash(module: torch.nn.Module) -> str:
 # --------------------------------------------------------------------------- loops
 
 
+def _loader_generator(seed: int) -> torch.Generator:
+    gen = torch.Generator()
+    gen.manual_seed(int(seed))
+    return gen
+
+
 def to_device(batch: dict, device) -> dict:
     """Move the tensors of a batch to ``device``."""
     out = {}
@@ -459,7 +465,8 @@ def evaluate_checkpoint(path, val_size: Optional[int] = None,
     if hasattr(src, 'prepare'):
         src.prepare(progress=progress)
     loader = DataLoader(TwoFrameExamples(src, pipe.sensor, cfg, train=False),
-                        batch_size=cfg.batch_size, shuffle=False, collate_fn=collate)
+                        batch_size=cfg.batch_size, shuffle=False, collate_fn=collate,
+                        generator=_loader_generator(cfg.seed))
     out = evaluate(pipe, loader, cfg, device, progress=progress)
     out['config'] = cfg.to_dict()
     return out
@@ -601,7 +608,8 @@ def _train(cfg, output: Path, resume, max_minutes, progress, export, info: DistI
     if val_src is not None and info.main:
         val_loader = DataLoader(TwoFrameExamples(val_src, sensor, cfg, train=False),
                                 batch_size=cfg.batch_size, shuffle=False,
-                                num_workers=cfg.num_workers, collate_fn=collate)
+                                num_workers=cfg.num_workers, collate_fn=collate,
+                                generator=_loader_generator(cfg.seed))
 
     model = pipe
     if info.initialised:
@@ -652,8 +660,11 @@ def _train(cfg, output: Path, resume, max_minutes, progress, export, info: DistI
         sampler.set_epoch(epoch)
         skip = start_step if epoch == start_epoch else 0
         order = list(iter(sampler))[:steps_per_epoch * cfg.batch_size][skip * cfg.batch_size:]
+        # own generator: iterating a loader must not draw from the global RNG stream,
+        # or a resumed run (new loader mid-epoch) would see different noise
         loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=order,
-                            num_workers=cfg.num_workers, collate_fn=collate, drop_last=True)
+                            num_workers=cfg.num_workers, collate_fn=collate, drop_last=True,
+                            generator=_loader_generator(cfg.seed * 1000 + epoch))
         t_epoch = time.time()
         res = train_one_epoch(model, optimizer, scheduler, loader, epoch, cfg, info, log,
                               state, deadline, progress, start_step=skip)
