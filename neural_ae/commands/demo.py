@@ -4,6 +4,13 @@
 Part 1, the camera: one synthetic tunnel-exit scene captured at three exposures by the
 simulated LDR sensor, as a contact sheet plus a table of the scene's dynamic range and
 the raw frames' saturation and noise.
+
+Part 2, the closed loop: a synthetic drive out of a tunnel, run closed loop with the
+shipped Hybrid NN model (``models/``) and with the Average and Gradient AE baselines,
+each with the detector trained for it; a table of mAP@0.5 over all frames, convergence
+and flicker per method, a Markdown report with plots, and an output rosbag2 (MCAP) with
+the input radiance, the labels, and per method the raw frames, settings and detections,
+ready for ``neural-ae replay``.
 """
 from pathlib import Path
 import time
@@ -24,6 +31,14 @@ def add_parser(sub) -> None:
     p.add_argument('--scenario', default='tunnel_exit', choices=SC.SCENARIOS)
     p.add_argument('--height', type=int, default=384, help='scene height [px]')
     p.add_argument('--width', type=int, default=640, help='scene width [px]')
+    p.add_argument('--frames', type=int, default=120, help='closed-loop drive length [frames]')
+    p.add_argument('--drive-seed', type=int, default=3_000_000,
+                   help='drive seed (held out: training uses seeds below 2,000,000)')
+    p.add_argument('--models', default=None, help='folder of trained checkpoints '
+                   '(default: the shipped models/)')
+    p.add_argument('--smoothing', default='adaptive', choices=('ema', 'adaptive'),
+                   help='smoothing of the neural controller (ema = paper Eq. 5)')
+    p.add_argument('--camera-only', action='store_true', help='part 1 only')
     p.set_defaults(func=run)
 
 
@@ -98,8 +113,112 @@ def camera_part(args, out: Path) -> dict:
             'rows': rows, 'sheet': path, 'n_objects': len(scene.boxes)}
 
 
+def _drive(args, sensor) -> tuple:
+    """Build the held-out tunnel-exit drive: RGB scenes (bag) and Bayer frames (loop)."""
+    from neural_ae.core.evaluation.protocols import Drive, Frame
+
+    scenes = list(SC.iter_sequence(args.drive_seed, args.frames, 'tunnel_exit', 192, 320))
+    frames = [Frame(S.mosaic(sc.radiance, sensor.bayer_pattern), sc.boxes, sc.labels,
+                    sc.meta) for sc in scenes]
+    return scenes, Drive('tunnel_exit', 'tunnel_exit', args.drive_seed, frames)
+
+
+def _write_bag(path: Path, scenes: list, drives: dict, sensor) -> Path:
+    """Write input radiance + labels, and per method raw frames, settings, detections."""
+    from neural_ae.core.bags import HDRBagWriter
+    from neural_ae.core.evaluation.report import _clean
+
+    period_ns = 33_333_333
+    coco = SC.to_coco(scenes)
+    for k, img in enumerate(coco['images']):
+        img['frame_index'] = k
+    encoding = f'bayer_{sensor.bayer_pattern.lower()}16'
+    with HDRBagWriter(path, storage='mcap', topic='/hdr/image') as writer:
+        for k, sc in enumerate(scenes):
+            writer.write_radiance(k * period_ns, sc.radiance)
+        for key, run in drives['drives'][0]['runs'].items():
+            ns = '/demo/' + key.replace('+', '_')
+            r = run['result']
+            for k in range(r.n_frames):
+                t = k * period_ns
+                if run.get('raws'):
+                    writer.write_raw(ns + '/image_raw', t, run['raws'][k], encoding)
+                writer.write_json(ns + '/settings', t, _clean({
+                    'frame_index': k, 'exposure_time_us': r.exposure_time_us[k],
+                    'gain_db': r.gain_db[k], 'e_s': r.e_s[k], 'clamped': r.clamped[k],
+                    'fallback': r.fallback[k], 'mean_raw_dn': r.mean_raw_dn[k]}))
+                d = run['detections'][k]
+                writer.write_json(ns + '/detections', t, _clean({
+                    'frame_index': k, 'boxes': d['boxes'], 'scores': d['scores'],
+                    'labels': d['labels']}))
+        writer.write_labels(coco)
+    return path
+
+
+def closed_loop_part(args, out: Path) -> dict:
+    """Run the drive with the shipped model and the baselines; report, plots, bag."""
+    import shutil
+
+    from neural_ae.core.evaluation import protocols as P
+    from neural_ae.core.evaluation import report as R
+    from neural_ae.core.paths import models_dir
+
+    sensor = S.load_sensor('imx249')
+    folder = Path(args.models) if args.models else models_dir()
+    loaded = P.build_methods(folder, names=('hybrid_nn', 'average', 'gradient'),
+                             sensor=sensor)
+    scenes, drive = _drive(args, sensor)
+    results = P.run_drive_protocol([drive], loaded['methods'], sensor=sensor,
+                                   smoothings=(args.smoothing,),
+                                   keep_raw_for=(drive.name,), progress=True)
+    d = results['drives'][0]
+    exposure_png = R.plot_drive_exposure(d, out / 'exposure_tunnel_exit.png')
+    grid_png = R.plot_frame_grid(d, drive.frames, sensor, out / 'frames_tunnel_exit.png')
+    bag = out / 'drive_bag'
+    if bag.exists():
+        shutil.rmtree(bag)
+    _write_bag(bag, scenes, results, sensor)
+    detectors = {m.name: m.detector_from for m in loaded['methods']}
+    return {'results': results, 'warnings': loaded['warnings'], 'detectors': detectors,
+            'exposure_png': exposure_png, 'grid_png': grid_png, 'bag': bag,
+            'table': R.drive_table_text(results), 'table_md': R.drive_table_md(results)}
+
+
+def _write_report(out: Path, args, cam: dict, loop: dict) -> Path:
+    lines = ['# neural_ae demo', '',
+             '## The simulated LDR camera', '',
+             f'Scene `{args.scenario}` (seed {args.seed}), dynamic range '
+             f'{cam["scene_dr_db"]:.0f} dB; IMX249 model, 12-bit.', '',
+             '| exposure | t_exp [us] | gain [dB] | mean [DN] | saturated [%] | noise [DN] '
+             '| SNR >= 10 [%] |', '|---|---:|---:|---:|---:|---:|---:|']
+    for r in cam['rows']:
+        lines.append(f'| {r["name"]} | {r["exposure_time_us"]:.0f} | {r["gain_db"]:.1f} | '
+                     f'{r["mean_dn"]:.0f} | {r["saturated_pct"]:.1f} | '
+                     f'{r["noise_dn_rms"]:.2f} | {r["snr_ge_10_pct"]:.1f} |')
+    lines += ['', f'![contact sheet]({cam["sheet"].name})', '']
+    if loop:
+        lines += ['## Closed loop through a tunnel exit', '',
+                  f'Held-out drive seed {args.drive_seed}, {args.frames} frames at 192x320; '
+                  f'neural smoothing `{args.smoothing}`. Detectors: '
+                  + ', '.join(f'{k}: {v}' for k, v in loop['detectors'].items()) + '.', '',
+                  loop['table_md'], '',
+                  f'![exposure over time]({loop["exposure_png"].name})', '']
+        if loop['grid_png']:
+            lines += [f'![frames]({loop["grid_png"].name})', '']
+        for w in loop['warnings']:
+            lines.append(f'> WARNING: {w}')
+        lines += ['', f'Output bag: `{loop["bag"]}` (replay it with `neural-ae replay`).']
+    path = out / 'report.md'
+    path.write_text('\n'.join(lines) + '\n')
+    return path
+
+
 def run(args) -> int:
     """Run the demo and say where its outputs are."""
+    from neural_ae.core.errors import ConfigError
+
+    if args.frames < 2:
+        raise ConfigError(f'--frames must be at least 2, got {args.frames}')
     t0 = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -115,5 +234,19 @@ def run(args) -> int:
               f'{r["mean_dn"]:8.0f} {r["saturated_pct"]:6.1f} {r["noise_dn_rms"]:9.2f} '
               f'{r["snr_ge_10_pct"]:10.1f}')
     print(f'contact sheet: {cam["sheet"]}')
+    loop = {}
+    if not args.camera_only:
+        print('\n== closed loop: tunnel exit, shipped Hybrid NN vs Average and Gradient AE ==')
+        loop = closed_loop_part(args, out)
+        for w in loop['warnings']:
+            print(f'WARNING: {w}')
+        print('detectors: ' + ', '.join(f'{k} <- {v}' for k, v in loop['detectors'].items()))
+        print(loop['table'])
+        print(f'exposure plot: {loop["exposure_png"]}')
+        if loop['grid_png']:
+            print(f'frame grid:    {loop["grid_png"]}')
+        print(f'output bag:    {loop["bag"]}')
+    report = _write_report(out, args, cam, loop)
+    print(f'report:        {report}')
     print(f'done in {time.perf_counter() - t0:.1f} s; outputs in {out}/')
     return 0
