@@ -65,7 +65,9 @@ def add_parser(sub) -> None:
     p.add_argument('--out', default=None, help='output folder (default out/evaluate or '
                    'out/evaluate_quick)')
     p.add_argument('--benchmarks', action='store_true',
-                   help='also write BENCHMARKS.md and docs/benchmarks/*.png')
+                   help='also write BENCHMARKS.md and docs/benchmarks/*.png (repository root)')
+    p.add_argument('--notes', help='Markdown file appended to the report as "Discussion" '
+                   '(e.g. docs/benchmarks/notes.md)')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
     p.set_defaults(func=run)
 
@@ -275,9 +277,15 @@ def run(args) -> int:
     out = Path(args.out or ('out/evaluate_quick' if args.quick else 'out/evaluate'))
     commit = _git('rev-parse', '--short', 'HEAD') or 'unknown'
     dirty = _git('status', '--porcelain', '--untracked-files=no')
+    argv = sys.argv[sys.argv.index('evaluate') + 1:] if 'evaluate' in sys.argv else []
+    notes = None
+    if args.notes:
+        if not Path(args.notes).is_file():
+            raise EvaluationError(f'--notes file not found: {args.notes}')
+        notes = Path(args.notes).read_text()
     context = {
-        'command': 'neural-ae evaluate ' + ' '.join(shlex.quote(a) for a in sys.argv[2:])
-        if len(sys.argv) > 1 and sys.argv[1] == 'evaluate' else 'neural-ae evaluate',
+        'command': ' '.join(['neural-ae evaluate'] + [shlex.quote(a) for a in argv]),
+        'notes': notes,
         'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         'machine': machine_line(device, torch.get_num_threads()),
         'commit': commit + (' (working tree has uncommitted changes)' if dirty else ''),
@@ -304,7 +312,9 @@ def run(args) -> int:
     for f in written['figures']:
         print(f'figure: {f}')
     if args.benchmarks:
-        bench = R.write_benchmarks('BENCHMARKS.md', written, 'docs/benchmarks',
+        root = Path(__file__).resolve().parents[2]
+        root = root if (root / 'setup.py').is_file() else Path.cwd()
+        bench = R.write_benchmarks(root / 'BENCHMARKS.md', written, root / 'docs' / 'benchmarks',
                                    'docs/benchmarks')
         print(f'benchmarks: {bench}')
     print(f'wall time: {time.perf_counter() - t_start:.0f} s')

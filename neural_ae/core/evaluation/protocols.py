@@ -738,9 +738,10 @@ def make_drives(scenarios: Sequence, seed_start: int = TEST_SEED_START + DRIVE_S
     """
     Drives for ``(scenario, n_frames)`` pairs; drive ``j`` uses seed ``seed_start + j``.
 
-    ``'step10x'`` is :func:`step_drive`; the other names are sequence scenarios.
+    ``'step10x'`` is :func:`step_drive`; the other names are sequence scenarios. A name
+    used twice gets a suffix (``step10x_2``), so figures and tables stay apart.
     """
-    drives = []
+    drives, seen = [], {}
     for j, (scenario, n) in enumerate(scenarios):
         seed = seed_start + j
         if scenario.startswith('step'):
@@ -755,6 +756,10 @@ def make_drives(scenarios: Sequence, seed_start: int = TEST_SEED_START + DRIVE_S
                 drives.append(sequence_drive(seed, scenario, int(n), height, width, sensor))
             except Exception as err:  # noqa: BLE001 - SceneError for a bad name
                 raise EvaluationError(f'drive {scenario!r}: {err}') from err
+        name = drives[-1].name
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            drives[-1].name = f'{name}_{seen[name]}'
     return drives
 
 
@@ -1022,7 +1027,8 @@ class EvalConfig:
     oracle_sweep: int = 17
     oracle_range_ev: float = 5.0
     drives: tuple = (('tunnel_exit', 90), ('tunnel_in_out', 120), ('low_sun', 90),
-                     ('night_headlights', 90), ('step10x', 60))
+                     ('night_headlights', 90), ('step10x', 90), ('step10x', 90),
+                     ('step10x', 90))
     drive_smoothings: tuple = SMOOTHINGS
     ema_mu: float = 0.9
     adaptive_mu: float = 0.9

@@ -161,18 +161,21 @@ def drive_table_text(drives: dict) -> str:
 
 
 def step_events_md(drives: dict, name: str = 'step10x') -> str:
-    """Per-event detail (frames to converge, overshoot, oscillations) of a step drive."""
-    d = next((x for x in drives['drives'] if x['name'] == name), None)
-    if d is None:
+    """Per-event detail (frames to converge, overshoot, oscillations) of the step drives."""
+    steps = [x for x in drives['drives'] if x['name'].split('_')[0] == name]
+    if not steps:
         return ''
-    lines = ['| method | event | step [EV] | conv [fr] | overshoot [EV] | osc | '
-             'flicker [EV] |', '|---|---:|---:|---:|---:|---:|---:|']
-    for key, run in d['runs'].items():
-        for ev in run['metrics']['events']:
-            lines.append(f'| {method_label(key)} | {ev["start"]} | {_num(ev["step_ev"])} | '
-                         f'{_num(ev["frames_to_converge"], "{}")} | '
-                         f'{_num(ev["overshoot_ev"])} | {ev["oscillations"]} | '
-                         f'{_num(ev["flicker_ev"], "{:.3f}")} |')
+    lines = ['| method | drive | event frame | step [EV] | conv [fr] | overshoot [EV] | osc | '
+             'flicker [EV] | offset [EV] |', '|---|---|---:|---:|---:|---:|---:|---:|---:|']
+    for d in steps:
+        for key, run in d['runs'].items():
+            for ev in run['metrics']['events']:
+                lines.append(f'| {method_label(key)} | {d["name"]} | {ev["start"]} | '
+                             f'{_num(ev["step_ev"])} | '
+                             f'{_num(ev["frames_to_converge"], "{}")} | '
+                             f'{_num(ev["overshoot_ev"])} | {ev["oscillations"]} | '
+                             f'{_num(ev["flicker_ev"], "{:.3f}")} | '
+                             f'{_num(ev["settled_offset_ev"], "{:+.2f}")} |')
     return '\n'.join(lines)
 
 
@@ -229,17 +232,17 @@ def check_targets(shift: Optional[dict], drives: Optional[dict]) -> list:
                         'met': bool(frac >= TARGET_GAP_CLOSED) if math.isfinite(frac) else None,
                         'note': ''})
     if drives is not None:
-        d = next((x for x in drives['drives'] if x['name'] == 'step10x'), None)
-        keys = [] if d is None else [k for k in d['runs'] if k.startswith('hybrid_nn')]
+        steps = [x for x in drives['drives'] if x['name'].split('_')[0] == 'step10x']
+        keys = [] if not steps else [k for k in steps[0]['runs'] if k.startswith('hybrid_nn')]
         if not keys:
             out.append({'target': 'Hybrid NN converges within 5 frames after a 10x step, '
                         '<= 1 overshoot, flicker < 0.05 EV', 'value': 'n/a', 'met': None,
                         'note': 'no step10x drive or no Hybrid NN in this run'})
         for key in keys:
-            evs = d['runs'][key]['metrics']['events']
+            evs = [e for d in steps for e in d['runs'][key]['metrics']['events']]
             conv = [e['frames_to_converge'] for e in evs]
             osc = [e['oscillations'] for e in evs]
-            flick = d['runs'][key]['metrics']['summary']['flicker_ev']
+            flick = max(d['runs'][key]['metrics']['summary']['flicker_ev'] for d in steps)
             # a controller that does not move "converges" at once: require that it
             # followed the step (moved at least half of it)
             need = 0.5 * math.log2(10.0)
@@ -251,9 +254,9 @@ def check_targets(shift: Optional[dict], drives: Optional[dict]) -> list:
             out.append({'target': f'{method_label(key)}: step10x converges <= '
                         f'{TARGET_CONVERGE_FRAMES} frames, <= {TARGET_OSCILLATIONS} overshoot '
                         f'(sign change), flicker < {TARGET_FLICKER_EV} EV',
-                        'value': (f'frames {conv}, moved '
+                        'value': (f'{len(steps)} step drive(s): frames {conv}, moved '
                                   f'{[round(e["step_ev"], 2) for e in evs]} EV, sign changes '
-                                  f'{osc}, flicker {flick:.3f} EV'),
+                                  f'{osc}, flicker (worst drive) {flick:.3f} EV'),
                         'met': ok_conv and ok_osc and ok_fl, 'note': ''})
     return out
 
@@ -474,6 +477,8 @@ def write_report(out_dir, context: dict, shift: Optional[dict] = None,
     targets = check_targets(shift, drives)
     if targets:
         md += ['## Targets', '', targets_md(targets), '']
+    if context.get('notes'):
+        md += ['## Discussion', '', context['notes'].strip(), '']
     if shift is not None:
         png = plot_shift(shift, out / 'shift_map.png')
         figures.append(png)
