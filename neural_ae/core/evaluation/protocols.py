@@ -558,7 +558,10 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
     'methods': {name: {'detector_from', 'notes', 'levels': {k: stats}}}, 'oracle':
     {...} or None, 'seconds'}``; stats hold ``map50_mean``, ``map50_std``,
     ``map50_repeats``, ``ap50_mean``/``ap50_std`` per class, ``ev_error_median`` (median
-    ``|log2(e2 / e_base(frame 2))|``) and ``images``.
+    ``|log2(e2 / e_base(frame 2))|``), and pooled over the repeats per direction of the
+    shift (``under``: ``kappa = 1/k``, ``over``: ``kappa = k``) ``map50_under`` /
+    ``map50_over`` and the median signed ``log2(e2 / e_base)``
+    ``log2_e2_over_ebase_median_under`` / ``_over``.
     """
     sensor = sensor or S.load_sensor('imx249')
     n_pairs = len(pairs)
@@ -580,6 +583,11 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
     accs = {(n, li, r): DetectionAccumulator() for n in names + ['oracle']
             for li in range(len(levels)) for r in range(repeats)}
     ev_err = {(n, li): [] for n in names + ['oracle'] for li in range(len(levels))}
+    # pooled over repeats, split by the direction of the shift (diagnostics)
+    by_dir = {(n, li, d): DetectionAccumulator() for n in names + ['oracle']
+              for li in range(len(levels)) for d in ('under', 'over')}
+    log_dir = {(n, li, d): [] for n in names + ['oracle'] for li in range(len(levels))
+               for d in ('under', 'over')}
     shared = [m for m in methods if oracle is not None and m.perception is oracle.perception]
     bar = _Progress(progress, repeats * n_pairs * len(flips), 'shift protocol')
     t0 = time.perf_counter()
@@ -618,6 +626,7 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
                     t1, g1, _ = limits.split(kappa * eb1)
                     set1 = ExposureSetting.from_linear(t1, g1)
                     raw1 = _capture(phi1, set1, sensor, [seed, r, i, f, li, 1], v1)
+                    side = 'under' if kappa < 1 else 'over'
                     cands = list(sweep)
                     for m in methods:
                         ctrl = ctrls[m.name]
@@ -628,6 +637,10 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
                         accs[(m.name, li, r)].add(boxes, labels, dets['boxes'], dets['scores'],
                                                   dets['labels'], width=w, height=h)
                         ev_err[(m.name, li)].append(abs(math.log2(set2.e_s / eb2)))
+                        by_dir[(m.name, li, side)].add(boxes, labels, dets['boxes'],
+                                                       dets['scores'], dets['labels'],
+                                                       width=w, height=h)
+                        log_dir[(m.name, li, side)].append(math.log2(set2.e_s / eb2))
                         if m in shared:
                             cands.append((set2.e_s, dets, image_score(boxes, labels, dets, w,
                                                                       h)))
@@ -637,6 +650,10 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
                                                     dets['scores'], dets['labels'],
                                                     width=w, height=h)
                         ev_err[('oracle', li)].append(abs(math.log2(e_best / eb2)))
+                        by_dir[('oracle', li, side)].add(boxes, labels, dets['boxes'],
+                                                         dets['scores'], dets['labels'],
+                                                         width=w, height=h)
+                        log_dir[('oracle', li, side)].append(math.log2(e_best / eb2))
                 bar.update(1)
     bar.close()
     out = {'levels': levels, 'repeats': repeats, 'n_pairs': n_pairs,
@@ -655,6 +672,11 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
             stats = _ap_stats([accs[(name, li, r)].compute() for r in range(repeats)])
             errs = ev_err[(name, li)]
             stats['ev_error_median'] = float(np.median(errs)) if errs else math.nan
+            for side in ('under', 'over'):
+                stats[f'map50_{side}'] = by_dir[(name, li, side)].compute()['map50']
+                logs = log_dir[(name, li, side)]
+                median = float(np.median(logs)) if logs else math.nan
+                stats[f'log2_e2_over_ebase_median_{side}'] = median
             per_level[f'{k:g}'] = stats
         entry = {'detector_from': det_from, 'notes': notes, 'untrained': untrained,
                  'levels': per_level}

@@ -96,6 +96,28 @@ def shift_table_md(shift: dict) -> str:
     return '\n'.join(out)
 
 
+def direction_table_md(shift: dict) -> str:
+    """
+    Markdown table: mAP and landing exposure per shift direction and level.
+
+    ``under`` = frame 1 at ``e_base / k``, ``over`` = at ``k e_base``; AP pooled over the
+    repeats; ``e2`` = median ``log2(e2 / e_base)`` of frame 2 (0 = mid-grey).
+    """
+    levels = [f'{k:g}' for k in shift['levels']]
+    head = ' | '.join(f'k={k} {side}' for k in levels for side in ('under', 'over'))
+    out = [f'| method | {head} |', '|---|' + '---:|' * (2 * len(levels))]
+    for name, e in _rows(shift):
+        cells = []
+        for k in levels:
+            st = e['levels'][k]
+            for side in ('under', 'over'):
+                cells.append(f'{_pct(st.get(f"map50_{side}"))} '
+                             f'({_num(st.get(f"log2_e2_over_ebase_median_{side}"), "{:+.1f}")}'
+                             f' EV)')
+        out.append(f'| {method_label(name)} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(out)
+
+
 def class_table_md(shift: dict, level: str) -> str:
     """Markdown per-class AP table at one shift level (Table 1 layout)."""
     names = ', '.join(CLASSES)
@@ -493,6 +515,10 @@ def write_report(out_dir, context: dict, shift: Optional[dict] = None,
                f'The last numeric column is how far frame 2 landed from its mid-grey '
                f'exposure.', '', shift_table_md(shift), '',
                f'![mAP per shift level]({png.name})', '']
+        md += ['### By direction of the shift', '',
+               'mAP@0.5 [%] pooled over the repeats, and in brackets where frame 2 landed: '
+               'median log2(e2 / e_base) (0 = mid-grey, negative = darker). under = frame 1 '
+               'at e_base / k, over = at k x e_base.', '', direction_table_md(shift), '']
         md += [f'### Per class, k = {top}', '', class_table_md(shift, top), '']
         for k in shift['levels'][:-1]:
             md += [f'### Per class, k = {k:g}', '', class_table_md(shift, f'{k:g}'), '']
