@@ -25,7 +25,7 @@ setup(
     maintainer_email='neural-ae@example.com',
     description='Learned camera auto-exposure for object detection (ROS 2).',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
             'neural-ae = neural_ae.cli:main',
