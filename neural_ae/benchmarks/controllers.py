@@ -15,21 +15,10 @@ the cases are timed in interleaved rounds after warm-up; median and 90th percent
 """
 import time
 
+from neural_ae.benchmarks._common import summary_ms, bench_frame
 from neural_ae.core.controllers import ControllerOptions, ExposureSetting, make_controller
-from neural_ae.core.sensor import capture, load_sensor
-import numpy as np
+from neural_ae.core.sensor import load_sensor
 import torch
-
-
-def _frame(sensor, seed: int = 0) -> np.ndarray:
-    """Raw frame of a smooth pattern times log-normal blocks, mean level mid-range."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:sensor.height, 0:sensor.width]
-    blocks = rng.lognormal(0.0, 0.8, (8, 8))
-    blocks = blocks.repeat(-(-sensor.height // 8), 0)[:sensor.height]
-    blocks = blocks.repeat(-(-sensor.width // 8), 1)[:, :sensor.width]
-    phi = 2e5 * (1.2 + np.sin(xx / 97.0) * np.cos(yy / 61.0)) * blocks
-    return capture(phi, 0.02, 1.0, sensor, rng)
 
 
 def run(quick: bool = False) -> dict:
@@ -44,7 +33,7 @@ def run(quick: bool = False) -> dict:
 
 def _run(quick: bool) -> dict:
     sensor = load_sensor('imx249')
-    raw = _frame(sensor)
+    raw = bench_frame(sensor)
     used = ExposureSetting(20000.0, 0.0)
     options = ControllerOptions()
     feats = torch.randn(1, 128, sensor.height // 8, sensor.width // 8,
@@ -86,7 +75,6 @@ def _run(quick: bool) -> dict:
            'repeats': reps,
            'feature_map': [1, 128, sensor.height // 8, sensor.width // 8]}
     for key, ts in times.items():
-        out[key] = {'median_ms': round(float(np.median(ts)), 3),
-                    'p90_ms': round(float(np.percentile(ts, 90)), 3)}
+        out[key] = summary_ms(ts)
     out.update(notes)
     return out

@@ -13,29 +13,10 @@ import contextlib
 import time
 
 import cv2
+from neural_ae.benchmarks._common import summary_ms, bench_frame
 from neural_ae.core import histograms as hg
-from neural_ae.core.sensor import capture, load_sensor
 import numpy as np
 import torch
-
-
-def _frame(seed: int = 0) -> np.ndarray:
-    """Raw frame of a random-ish scene (smooth pattern times log-normal blocks)."""
-    sensor = load_sensor('imx249')
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:sensor.height, 0:sensor.width]
-    blocks = rng.lognormal(0.0, 0.8, (8, 8))
-    blocks = blocks.repeat(-(-sensor.height // 8), 0)[:sensor.height]
-    blocks = blocks.repeat(-(-sensor.width // 8), 1)[:, :sensor.width]
-    phi = 2e5 * (1.2 + np.sin(xx / 97.0) * np.cos(yy / 61.0)) * blocks
-    return capture(phi, 0.02, 1.0, sensor, rng)
-
-
-def _summary(times: list) -> dict:
-    """Median and p90 of a list of milliseconds."""
-    return {'median_ms': round(float(np.median(times)), 4),
-            'p90_ms': round(float(np.percentile(times, 90)), 4),
-            'repeats': len(times)}
 
 
 def _time_interleaved(cases: dict) -> dict:
@@ -58,7 +39,7 @@ def _time_interleaved(cases: dict) -> dict:
                 t0 = time.perf_counter()
                 fn()
                 times[name].append((time.perf_counter() - t0) * 1e3)
-    return {name: _summary(t) for name, t in times.items()}
+    return {name: summary_ms(t) for name, t in times.items()}
 
 
 @contextlib.contextmanager
@@ -94,7 +75,7 @@ def _naive_calchist(raw: np.ndarray) -> np.ndarray:
 def run(quick: bool) -> dict:
     """Time the histogram paths on one 1936x1216 frame; see the module docstring."""
     n_fast, n_naive, n_torch = (10, 3, 10) if quick else (100, 20, 50)
-    raw = _frame()
+    raw = bench_frame()
     raw_t = torch.from_numpy(raw.astype(np.float32))[None, None]
     fast = hg.multiscale_histogram(raw)
     identical = (np.array_equal(fast, hg.naive_multiscale_histogram(raw))
