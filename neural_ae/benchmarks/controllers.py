@@ -15,7 +15,7 @@ the cases are timed in interleaved rounds after warm-up; median and 90th percent
 """
 import time
 
-from neural_ae.benchmarks._common import summary_ms, bench_frame
+from neural_ae.benchmarks._common import bench_frame, summary_ms
 from neural_ae.core.controllers import ControllerOptions, ExposureSetting, make_controller
 from neural_ae.core.sensor import load_sensor
 import torch

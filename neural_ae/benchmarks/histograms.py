@@ -13,7 +13,7 @@ import contextlib
 import time
 
 import cv2
-from neural_ae.benchmarks._common import summary_ms, bench_frame
+from neural_ae.benchmarks._common import bench_frame, summary_ms
 from neural_ae.core import histograms as hg
 import numpy as np
 import torch
