@@ -37,9 +37,45 @@ def demosaic(raw: np.ndarray, pattern: str = 'RGGB') -> np.ndarray:
 
 
 def render_raw(raw: np.ndarray, black_level_dn: float = 64.0, white_level_dn: float = 4095.0,
-               pattern: str = 'RGGB', wb=(1.0, 1.0, 1.0)) -> np.ndarray:
-    """Render a raw Bayer frame as display-ready ``uint8 (H, W, 3)`` RGB."""
-    rgb = demosaic(raw, pattern).astype(np.float32)
+               pattern: str = 'RGGB', wb=(1.0, 1.0, 1.0),
+               max_width: int = 0) -> np.ndarray:
+    """
+    Render a raw Bayer frame as display-ready ``uint8 (H, W, 3)`` RGB.
+
+    ``max_width > 0`` shrinks the demosaiced image (area average) to at most that width
+    before the float work, so a full-resolution frame renders in a few milliseconds.
+    """
+    rgb = demosaic(raw, pattern)
+    if 0 < max_width < rgb.shape[1]:
+        h = max(1, int(round(rgb.shape[0] * max_width / rgb.shape[1])))
+        rgb = cv2.resize(rgb, (max_width, h), interpolation=cv2.INTER_AREA)
+    rgb = rgb.astype(np.float32)
     rgb = (rgb - black_level_dn) / max(white_level_dn - black_level_dn, 1.0)
     rgb *= np.asarray(wb, dtype=np.float32)
     return (srgb_encode(rgb) * 255.0 + 0.5).astype(np.uint8)
+
+
+def resize_bayer(raw: np.ndarray, height: int, width: int) -> np.ndarray:
+    """
+    Shrink a Bayer frame ``(H, W)`` to ``(height, width)`` (both even), keeping its pattern.
+
+    Each of the four colour sites of the 2x2 cell is area-averaged as its own plane and the
+    planes are interleaved again, so the result is a valid mosaic of the same pattern
+    (what a binning sensor mode would deliver). Values keep the input dtype.
+    """
+    if not isinstance(raw, np.ndarray) or raw.ndim != 2:
+        raise SensorError(f'resize_bayer expects an (H, W) Bayer frame, got '
+                          f'{getattr(raw, "shape", type(raw).__name__)}')
+    if height % 2 or width % 2 or height < 2 or width < 2:
+        raise SensorError(f'resize_bayer needs an even target size, got {height}x{width}')
+    h2, w2 = raw.shape[0] // 2 * 2, raw.shape[1] // 2 * 2
+    out = np.empty((height, width), dtype=raw.dtype)
+    src = raw[:h2, :w2]
+    for dy in (0, 1):
+        for dx in (0, 1):
+            plane = np.ascontiguousarray(src[dy::2, dx::2]).astype(np.float32)
+            small = cv2.resize(plane, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+            if np.issubdtype(raw.dtype, np.integer):
+                small = np.rint(small)
+            out[dy::2, dx::2] = small.astype(raw.dtype)
+    return out

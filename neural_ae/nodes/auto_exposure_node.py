@@ -531,13 +531,9 @@ class AutoExposureNode(LifecycleNode):
 
     def _publish_debug(self, header, raw, pattern, decision, dets) -> None:
         rgb = render_raw(raw, self.sensor.black_level_dn, self.sensor.white_level_dn,
-                         pattern or self.sensor.bayer_pattern)
-        scale = 1.0
-        max_w = self.values['debug_image_max_width']
-        if rgb.shape[1] > max_w:
-            scale = max_w / rgb.shape[1]
-            size = (max_w, max(2, int(round(rgb.shape[0] * scale))))
-            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+                         pattern or self.sensor.bayer_pattern,
+                         max_width=self.values['debug_image_max_width'])
+        scale = rgb.shape[1] / raw.shape[1]
         rgb = np.ascontiguousarray(rgb)
         if dets is not None:
             for box, score in zip(dets[0], dets[2]):
