@@ -231,3 +231,17 @@ def test_tonemap_preview():
     img = hdr.tonemap(rad)
     assert img.dtype == np.uint8 and img.shape == (8, 16, 3)
     assert img[:, -1].mean() > img[:, 0].mean()
+
+
+def test_hdr_command_check_and_describe(tmp_path, capsys):
+    from neural_ae import cli
+    from neural_ae.commands.hdr import merge_check
+
+    r = merge_check()
+    assert r['max_err_pct'] < 2.0 and r['debevec_median_dev_pct'] < 0.5
+    path = tmp_path / 'x.npy'
+    np.save(path, _smooth_radiance())
+    assert cli.main(['hdr', '--check', str(path)]) == 0
+    out = capsys.readouterr().out
+    assert 'Debevec' in out and 'dynamic range' in out
+    assert cli.main(['hdr', str(tmp_path / 'missing.hdr')]) == 2
