@@ -60,7 +60,7 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument('bag', default_value='',
                               description='HDR rosbag2 for the simulator ("" = synthetic)'),
-        DeclareLaunchArgument('controller', default_value='average',
+        DeclareLaunchArgument('controller', default_value='hybrid_nn',
                               description='exposure controller'),
         DeclareLaunchArgument('use_sim', default_value='true',
                               description='start the camera simulator'),

@@ -174,12 +174,15 @@ class LatestFrameMailbox:
 
 
 def _resolve_model_path(values: dict) -> Path:
-    if values['model_path']:
-        return Path(values['model_path']).expanduser()
+    """``model_path``, or ``<models>/<controller>.pt``; relative names also try ``<models>``."""
+    name = values['model_path'] or f'{values["controller"]}.pt'
+    path = Path(name).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
     try:
-        return models_dir() / f'{values["controller"]}.pt'
+        return models_dir() / path
     except FileNotFoundError:
-        return Path('models') / f'{values["controller"]}.pt'
+        return Path('models') / path
 
 
 # --------------------------------------------------------------------------- node
@@ -570,7 +573,9 @@ class AutoExposureNode(LifecycleNode):
                   'frames_processed': self.frames_processed,
                   'frames_dropped': self._mailbox.dropped, 'bad_frames': self.bad_frames,
                   'errors': self.errors, 'last_bad_input': self._last_bad,
-                  'detector': self.values['detector_path'] or 'none'}
+                  'detector': (self.values['detector_path'] if self.values['detector_path']
+                               else 'none' if self._perception is None
+                               else f'from {_resolve_model_path(self.values).name}')}
         if self._det_pub is not None:
             values['detections_topic'] = self._det_pub.topic
         setting = last.get('setting')
