@@ -282,8 +282,8 @@ def test_neural_controller_loader_reads_feature_dim_of_training_checkpoints(tmp_
     sensor = S.load_sensor('imx249')
     cfg = config_from_dict(tiny(tmp_path, ae='histogram', ae_feature_dim=16))
     pipe = ExposurePipeline(cfg, sensor)
-    path = engine.save_checkpoint(tmp_path / 'm.pt', engine.checkpoint_dict(pipe, cfg,
-                                                                           slim=True))
+    ck = engine.checkpoint_dict(pipe, cfg, slim=True)
+    path = engine.save_checkpoint(tmp_path / 'm.pt', ck)
     net = load_exposure_model(path, 'histogram')
     assert net.feature_dim == 16
     assert all(torch.equal(v, pipe.ae.state_dict()[k]) for k, v in net.state_dict().items())
