@@ -792,12 +792,14 @@ class DetectorOracle(OracleController):
     The closed loop hands it (``set_scene``) the Bayer irradiance of the frame its command
     will expose; the ground truth of that frame is looked up by identity in ``truth``
     (``id(phi) -> (boxes, labels)``; the drive frames hold their ``phi`` arrays). The
-    sweep is ``e_base(frame) * factors``, rendered noiseless through the bounds.
+    sweep is ``e_base(frame) * factors`` through the bounds, each candidate rendered with
+    sensor noise of one fixed seed (the detectors were trained on noisy frames; the
+    frame then captured in the loop has its own noise draw).
     """
 
     def __init__(self, perception: Perception, truth: dict, factors, sensor=None,
                  options: Optional[ControllerOptions] = None):
-        super().__init__(options, sensor, n_sweep=3, refine_iters=0)
+        super().__init__(options, sensor, n_sweep=3, refine_iters=0, noise=True, seed=0)
         self.perception = perception
         self.truth = truth
         self.factors = np.asarray(factors, np.float64)

@@ -340,16 +340,17 @@ def plot_drive_exposure(drive: dict, path: Path) -> Path:
     plt = _plt()
     runs = drive['runs']
     first = next(iter(runs.values()))['result']
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8.5, 6.4), sharex=True,
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11.0, 6.4), sharex=True,
                                   gridspec_kw={'height_ratios': [3, 2]})
     frames = np.arange(first.n_frames)
     ax.semilogy(frames, first.e_base_s * 1e3, color='0.5', ls='--', lw=1.2,
                 label='scene mid-grey exposure (e_base)')
     for key, run in runs.items():
         r = run['result']
-        ls = ':' if key == 'oracle' else '-'
-        ax.semilogy(frames, r.e_s * 1e3, ls=ls, lw=1.5, label=method_label(key))
-        ax2.plot(frames, r.mean_raw_dn, ls=ls, lw=1.1)
+        ls = ':' if key == 'oracle' else '--' if key.endswith('+ema') else '-'
+        lw = 1.0 if key == 'oracle' else 1.5
+        line, = ax.semilogy(frames, r.e_s * 1e3, ls=ls, lw=lw, label=method_label(key))
+        ax2.plot(frames, r.mean_raw_dn, ls=ls, lw=lw * 0.75, color=line.get_color())
     for k, (a, _) in enumerate(find_events(first)):
         for axis in (ax, ax2):
             axis.axvline(a, color='red', ls='--', lw=0.8,
@@ -357,7 +358,7 @@ def plot_drive_exposure(drive: dict, path: Path) -> Path:
     ax.set_ylabel('exposure e = K t in force [ms]')
     ax.set_title(f'{drive["name"]} (seed {drive["seed"]}): exposure over time')
     ax.grid(True, which='both', alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))
     ax2.axhline(0.5 * first.white_level_dn, color='0.5', ls='--', lw=1)
     ax2.set_ylabel('mean raw [DN]')
     ax2.set_xlabel('frame')
