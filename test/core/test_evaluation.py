@@ -288,12 +288,15 @@ def test_evaluate_command_bag_protocol_end_to_end(tmp_path, capsys):
     cfg.write_text(f'models_dir: {tmp_path / "none"}\nheight: {H}\nwidth: {W}\n'
                    'shift_repeats: 1\nshift_levels: [4]\noracle_sweep: 2\n'
                    'drive_smoothings: [adaptive]\n')
+    notes = tmp_path / 'notes.md'
+    notes.write_text('Hand-written reading of the figures.')
     rc = main(['evaluate', '--config', str(cfg), '--protocol', 'bag', '--bag', str(bag),
                '--methods', 'average,hybrid_nn', '--allow-untrained', '--no-progress',
-               '--out', str(tmp_path / 'out')])
+               '--notes', str(notes), '--out', str(tmp_path / 'out')])
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert 'UNTRAINED' in out.err and 'Bag bag' in out.out
     md = (tmp_path / 'out' / 'report.md').read_text()
     assert '## Bag protocol: bag' in md and 'Hybrid NN (adaptive)' in md
+    assert '## Discussion\n\nHand-written reading of the figures.' in md
     assert (tmp_path / 'out' / 'bag_exposure.png').is_file()

@@ -343,7 +343,7 @@ def plot_drive_exposure(drive: dict, path: Path) -> Path:
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11.0, 6.4), sharex=True,
                                   gridspec_kw={'height_ratios': [3, 2]})
     frames = np.arange(first.n_frames)
-    ax.semilogy(frames, first.e_base_s * 1e3, color='0.5', ls='--', lw=1.2,
+    ax.semilogy(frames, first.e_base_s * 1e3, color='black', ls='-.', lw=1.0,
                 label='scene mid-grey exposure (e_base)')
     for key, run in runs.items():
         r = run['result']
@@ -359,7 +359,7 @@ def plot_drive_exposure(drive: dict, path: Path) -> Path:
     ax.set_title(f'{drive["name"]} (seed {drive["seed"]}): exposure over time')
     ax.grid(True, which='both', alpha=0.3)
     ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))
-    ax2.axhline(0.5 * first.white_level_dn, color='0.5', ls='--', lw=1)
+    ax2.axhline(0.5 * first.white_level_dn, color='black', ls='-.', lw=1)
     ax2.set_ylabel('mean raw [DN]')
     ax2.set_xlabel('frame')
     ax2.set_ylim(0, first.white_level_dn * 1.05)
