@@ -126,7 +126,7 @@ def _drive(args, sensor) -> tuple:
 def _write_bag(path: Path, scenes: list, drives: dict, sensor) -> Path:
     """Write input radiance + labels, and per method raw frames, settings, detections."""
     from neural_ae.core.bags import HDRBagWriter
-    from neural_ae.core.evaluation.report import _clean
+    from neural_ae.core.jsonsafe import json_safe
 
     period_ns = 33_333_333
     coco = SC.to_coco(scenes)
@@ -143,12 +143,12 @@ def _write_bag(path: Path, scenes: list, drives: dict, sensor) -> Path:
                 t = k * period_ns
                 if run.get('raws'):
                     writer.write_raw(ns + '/image_raw', t, run['raws'][k], encoding)
-                writer.write_json(ns + '/settings', t, _clean({
+                writer.write_json(ns + '/settings', t, json_safe({
                     'frame_index': k, 'exposure_time_us': r.exposure_time_us[k],
                     'gain_db': r.gain_db[k], 'e_s': r.e_s[k], 'clamped': r.clamped[k],
                     'fallback': r.fallback[k], 'mean_raw_dn': r.mean_raw_dn[k]}))
                 d = run['detections'][k]
-                writer.write_json(ns + '/detections', t, _clean({
+                writer.write_json(ns + '/detections', t, json_safe({
                     'frame_index': k, 'boxes': d['boxes'], 'scores': d['scores'],
                     'labels': d['labels']}))
         writer.write_labels(coco)

@@ -22,13 +22,12 @@ For other tools (e.g. a demo), :func:`replay_frames` runs the same loop over any
 of ``(t_ns, radiance)`` frames, and :func:`replay_bag` is the whole command as a function.
 """
 import json
-import math
 from pathlib import Path
 import sys
 from typing import Iterable, Optional
 
 from neural_ae.core.errors import BagFormatError, ConfigError
-import numpy as np
+from neural_ae.core.jsonsafe import json_safe
 
 RAW_TOPIC = '/camera/image_raw'
 SETTINGS_TOPIC = '/replay/settings'
@@ -102,24 +101,6 @@ def build_controller(name: str, options: Optional[dict] = None, sensor=None,
     return make_controller(name, opts, sensor=sensor, **kw)
 
 
-def _clean(obj):
-    """JSON-safe copy: NaN/inf -> None, numpy -> Python."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
-
-
 def replay_frames(frames: Iterable, controller, *, sensor=None, writer=None, perception=None,
                   latency_frames: Optional[int] = None, seed: int = 0, noise: bool = True,
                   max_frames: Optional[int] = None, progress=None) -> dict:
@@ -178,7 +159,7 @@ def replay_frames(frames: Iterable, controller, *, sensor=None, writer=None, per
     metrics = temporal_metrics(result) if result.n_frames else {}
     if writer is not None:
         for k in range(result.n_frames):
-            writer.write_json(SETTINGS_TOPIC, stamps[k], _clean({
+            writer.write_json(SETTINGS_TOPIC, stamps[k], json_safe({
                 'frame_index': k, 'exposure_time_us': result.exposure_time_us[k],
                 'gain_db': result.gain_db[k], 'e_s': result.e_s[k],
                 'command_e_s': result.command_e_s[k], 'target_e_s': result.target_e_s[k],
@@ -252,11 +233,11 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
            'seed': seed, 'noise': noise, 'timing': result.timing(),
            'metrics': run['metrics'], 'per_frame': result.to_dict(with_frames=True)}
     metrics_file.parent.mkdir(parents=True, exist_ok=True)
-    metrics_file.write_text(json.dumps(_clean(doc), indent=1, allow_nan=False))
+    metrics_file.write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False))
     if error is not None:
         raise BagFormatError(f'{bag_path} is damaged: replayed {result.n_frames} readable '
                              f'frames into {out} and {metrics_file}; {error}')
-    return _clean(summary)
+    return json_safe(summary)
 
 
 def run(args) -> int:

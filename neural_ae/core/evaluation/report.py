@@ -23,6 +23,7 @@ from typing import Optional
 
 from neural_ae.core.evaluation.detection_metrics import CLASSES
 from neural_ae.core.evaluation.protocols import BASELINES, method_label
+from neural_ae.core.jsonsafe import json_safe
 import numpy as np
 
 TARGET_MARGIN_K10 = 6.0
@@ -434,23 +435,6 @@ def plot_frame_grid(drive: dict, frames: list, sensor, path: Path,
 # --------------------------------------------------------------------------- report
 
 
-def _clean(obj):
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
-
-
 def drives_json(drives: dict) -> dict:
     """JSON-friendly drive results (per-frame settings, metrics, AP; no raw frames)."""
     out = {k: v for k, v in drives.items() if k != 'drives'}
@@ -461,7 +445,7 @@ def drives_json(drives: dict) -> dict:
             runs[key] = {'ap': run['ap'], 'metrics': run['metrics'],
                          'per_frame': run['result'].to_dict(with_frames=True)}
         out['drives'].append({**{k: v for k, v in d.items() if k != 'runs'}, 'runs': runs})
-    return _clean(out)
+    return json_safe(out)
 
 
 def write_report(out_dir, context: dict, shift: Optional[dict] = None,
@@ -564,7 +548,7 @@ def write_report(out_dir, context: dict, shift: Optional[dict] = None,
                 figures.append(png)
                 md += [f'![exposure over time, bag]({png.name})', '']
     if context.get('settings'):
-        md += ['## Settings', '', '```', json.dumps(_clean(context['settings']), indent=1),
+        md += ['## Settings', '', '```', json.dumps(json_safe(context['settings']), indent=1),
                '```', '']
     report = out / 'report.md'
     report.write_text('\n'.join(md))
@@ -574,7 +558,7 @@ def write_report(out_dir, context: dict, shift: Optional[dict] = None,
            'bag': None if bag is None else {
                'name': bag['name'], 'shift': bag.get('shift'),
                'drives': drives_json(bag['drives']) if bag.get('drives') else None}}
-    results.write_text(json.dumps(_clean(doc), indent=1, allow_nan=False))
+    results.write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False))
     return {'report': report, 'results': results, 'figures': figures, 'targets': targets,
             'markdown': '\n'.join(md)}
 
