@@ -37,7 +37,8 @@ def add_parser(sub) -> None:
     p.add_argument('--models', default=None, help='folder of trained checkpoints '
                    '(default: the shipped models/)')
     p.add_argument('--smoothing', default='adaptive', choices=('ema', 'adaptive'),
-                   help='smoothing of the neural controller (ema = paper Eq. 5)')
+                   help='smoothing of the neural controller (ema = paper Eq. 5; adaptive '
+                   'with the 0.5 EV scale chosen on validation drives)')
     p.add_argument('--camera-only', action='store_true', help='part 1 only')
     p.set_defaults(func=run)
 
@@ -170,6 +171,7 @@ def closed_loop_part(args, out: Path) -> dict:
     scenes, drive = _drive(args, sensor)
     results = P.run_drive_protocol([drive], loaded['methods'], sensor=sensor,
                                    smoothings=(args.smoothing,),
+                                   smoothing_options={'adaptive': {'adaptive_scale_ev': 0.5}},
                                    keep_raw_for=(drive.name,), progress=True)
     d = results['drives'][0]
     exposure_png = R.plot_drive_exposure(d, out / 'exposure_tunnel_exit.png')
