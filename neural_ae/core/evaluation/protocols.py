@@ -64,6 +64,7 @@ from neural_ae.core.controllers import ControllerOptions, ExposureSetting, make_
 from neural_ae.core.controllers.oracle import OracleController
 from neural_ae.core.errors import EvaluationError, SensorError, TrainingError
 from neural_ae.core.evaluation.detection_metrics import CLASSES, DetectionAccumulator
+from neural_ae.core.models.perception import Perception
 import numpy as np
 import torch
 
@@ -135,41 +136,6 @@ def check_test_seeds(seeds: Sequence[int], configs: Sequence, where: str = 'test
 
 
 # --------------------------------------------------------------------------- perception
-
-
-class Perception:
-    """
-    ISP + detector of one trained pipeline: raw frame -> detections and ``layer2``.
-
-    ``source`` says where the detector comes from (shown in the tables). ``detect(raw)``
-    returns ``(dets, layer2)`` with ``dets`` a dict of numpy ``boxes`` ``(K, 4)`` xyxy,
-    ``scores`` ``(K,)``, ``labels`` ``(K,)``; ``features(raw)`` only the ``layer2`` map
-    (stem..layer2, for frame 1 of a pair).
-    """
-
-    def __init__(self, isp, detector, device='cpu', source: str = ''):
-        self.device = torch.device(device)
-        self.isp = isp.to(self.device).eval()
-        self.detector = detector.to(self.device).eval()
-        self.source = source
-
-    def _rgb(self, raw: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32))[None, None]
-        return self.isp(x.to(self.device))
-
-    @torch.no_grad()
-    def detect(self, raw: np.ndarray) -> tuple:
-        """Detect on a raw frame: numpy detections and the ``layer2`` map of the same pass."""
-        dets, layer2 = self.detector(self._rgb(raw))
-        d = dets[0]
-        return ({'boxes': d['boxes'].cpu().numpy().astype(np.float64).reshape(-1, 4),
-                 'scores': d['scores'].cpu().numpy().astype(np.float64).reshape(-1),
-                 'labels': d['labels'].cpu().numpy().astype(np.int64).reshape(-1)}, layer2)
-
-    @torch.no_grad()
-    def features(self, raw: np.ndarray) -> torch.Tensor:
-        """Return the backbone's ``layer2`` map of the raw frame (semantic branch input)."""
-        return self.detector.semantic_features(self._rgb(raw))
 
 
 # --------------------------------------------------------------------------- methods
@@ -338,7 +304,7 @@ def build_methods(models_dir, names: Sequence[str] = METHODS, sensor=None, devic
         if ae not in pipes:
             with _safe_globals():
                 pipe, _, _ = load_pipeline(cks[ae].path, device='cpu')
-            pipes[ae] = (pipe, Perception(pipe.isp, pipe.detector, device, _describe(cks[ae])))
+            pipes[ae] = (pipe, Perception(pipe.detector, pipe.isp, device, _describe(cks[ae])))
         return pipes[ae]
 
     untrained_pipe = {}
@@ -350,7 +316,7 @@ def build_methods(models_dir, names: Sequence[str] = METHODS, sensor=None, devic
                 torch.manual_seed(0)
                 pipe = ExposurePipeline(cfg, sensor)
             untrained_pipe[mode] = (pipe.eval(), Perception(
-                pipe.isp, pipe.detector, device, f'UNTRAINED (random weights, ae={mode})'))
+                pipe.detector, pipe.isp, device, f'UNTRAINED (random weights, ae={mode})'))
         return untrained_pipe[mode]
 
     if not cks:

@@ -43,15 +43,17 @@ class Perception:
     boxes are scaled back to the input frame.
     """
 
-    def __init__(self, detector, isp, device):
-        self.detector = detector
-        self.isp = isp
-        self.device = device
-
-    def run(self, raw: np.ndarray) -> tuple:
-        """Detect on a raw frame; ``layer2`` is the semantic branch's input (1, 128, h, w)."""
+    def __init__(self, detector, isp, device='cpu', source: str = ''):
         import torch
-        from neural_ae.core.models.detector import detector_inference
+
+        self.device = torch.device(device)
+        self.detector = detector.to(self.device).eval()
+        self.isp = isp.to(self.device).eval()
+        self.source = source
+
+    def _rgb(self, raw: np.ndarray):
+        """Bin ``raw`` to detector resolution if larger, then run the ISP (no grad)."""
+        import torch
         from neural_ae.core.preview import resize_bayer
 
         t = getattr(self.detector, 'transform', None)
@@ -60,14 +62,36 @@ class Perception:
             sh, sw = detector_input_size(h, w, int(min(t.min_size)), int(t.max_size))
             if (sh, sw) != (h, w):
                 raw = resize_bayer(raw, sh, sw)
-        x = torch.from_numpy(raw.astype(np.float32))[None, None].to(self.device)
+        x = torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32))[None, None]
         with torch.no_grad():
-            rgb = self.isp(x)
+            return self.isp(x.to(self.device)), raw.shape
+
+    def features(self, raw: np.ndarray):
+        """Return only the backbone's ``layer2`` map (semantic branch input, frame 1)."""
+        import torch
+
+        rgb, _ = self._rgb(raw)
+        with torch.no_grad():
+            return self.detector.semantic_features(rgb)
+
+    def detect(self, raw: np.ndarray) -> tuple:
+        """Return ``({'boxes', 'scores', 'labels'} numpy, layer2)`` for a raw frame."""
+        boxes, labels, scores, layer2 = self.run(raw)
+        return ({'boxes': boxes.astype(np.float64).reshape(-1, 4),
+                 'scores': scores.astype(np.float64).reshape(-1),
+                 'labels': labels.astype(np.int64).reshape(-1)}, layer2)
+
+    def run(self, raw: np.ndarray) -> tuple:
+        """Detect on a raw frame; ``layer2`` is the semantic branch's input (1, 128, h, w)."""
+        from neural_ae.core.models.detector import detector_inference
+
+        h, w = raw.shape
+        rgb, shape = self._rgb(raw)
         dets, layer2 = detector_inference(self.detector, rgb)
         det = dets[0]
         boxes = det['boxes'].cpu().numpy()
-        if raw.shape != (h, w):
-            boxes = boxes * np.array([w / raw.shape[1], h / raw.shape[0]] * 2, np.float32)
+        if shape != (h, w):
+            boxes = boxes * np.array([w / shape[1], h / shape[0]] * 2, np.float32)
         return (boxes, det['labels'].cpu().numpy(), det['scores'].cpu().numpy(), layer2)
 
 
@@ -103,7 +127,7 @@ def load_perception(path, sensor: SensorConfig, device: str = 'cpu') -> Percepti
         except (ImportError, NeuralAEError, RuntimeError, KeyError) as err:
             raise ModelError(f'cannot load the detector of training checkpoint {path}: '
                              f'{str(err).splitlines()[0]}') from err
-        return Perception(pipe.detector.eval(), pipe.isp.eval(), torch.device(device))
+        return Perception(pipe.detector, pipe.isp, device, str(path))
     state = ckpt.get('detector', ckpt.get('state_dict', ckpt.get('model', ckpt)))
     cfg = ckpt.get('detector_config') or {}
     try:
@@ -117,4 +141,4 @@ def load_perception(path, sensor: SensorConfig, device: str = 'cpu') -> Percepti
         raise ModelError(f'detector checkpoint {path} does not match the detector: '
                          f'{str(err).splitlines()[0]}') from err
     dev = torch.device(device)
-    return Perception(detector.to(dev).eval(), isp.to(dev).eval(), dev)
+    return Perception(detector, isp, dev, str(path))
