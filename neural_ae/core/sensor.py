@@ -24,7 +24,8 @@ import math
 from pathlib import Path
 from typing import Optional, Union
 
-from neural_ae.core.errors import ConfigError, SensorError
+from neural_ae.core import hdr
+from neural_ae.core.errors import ConfigError, HDRError, SensorError
 from neural_ae.core.paths import config_dir
 import numpy as np
 import torch
@@ -277,10 +278,11 @@ def e_base_s(phi: np.ndarray, sensor: SensorConfig, target_fraction: float = 0.5
     phi = np.asarray(phi, dtype=np.float64)
     if clip_percentile is not None and phi.size:
         phi = np.minimum(phi, np.percentile(phi, clip_percentile))
-    mean = float(np.mean(phi)) if phi.size else float('nan')
-    if not math.isfinite(mean) or mean <= 0:
-        raise SensorError(f'e_base needs a positive finite mean irradiance, got {mean}')
-    return target_fraction * sensor.white_level_dn / (sensor.g1_dn_per_e * mean)
+    try:
+        half = hdr.e_base_s(phi, sensor.g1_dn_per_e, sensor.white_level_dn)
+    except HDRError as err:
+        raise SensorError(f'e_base needs a positive finite mean irradiance: {err}') from err
+    return 2.0 * target_fraction * half
 
 
 # --------------------------------------------------------------------------- numpy capture

@@ -104,19 +104,6 @@ class RosSide:
         gc.collect()
 
 
-@pytest.fixture(scope='module', autouse=True)
-def collect_ros_garbage():
-    """
-    Free unreachable rclpy objects after each module, in this process.
-
-    Otherwise a later ``fork()`` without ``exec`` (flake8's multiprocessing pool in the
-    lint tests) inherits them and its garbage collector finalizes DDS handles in the
-    child, which segfaults.
-    """
-    yield
-    gc.collect()
-
-
 @pytest.fixture(scope='module')
 def ros_domain(request) -> int:
     """Pick this test module's ROS_DOMAIN_ID (session domain + a per-module offset)."""
