@@ -18,22 +18,22 @@ A corrupt or truncated input bag ends the replay at the last readable frame: eve
 replayed so far is written (bag and metrics, ``"error"`` set), then the command fails with
 one line and exit code 2.
 
-For other tools (e.g. a demo), :func:`replay_frames` runs the same loop over any iterable
-of ``(t_ns, radiance)`` frames, and :func:`replay_bag` is the whole command as a function.
+For other tools (e.g. a demo), :func:`neural_ae.core.replay.replay_frames` runs the same
+loop over any iterable of ``(t_ns, radiance)`` frames, and :func:`replay_bag` is the whole
+command as a function.
 """
 import json
 from pathlib import Path
 import sys
 from typing import Iterable, Optional
 
+from neural_ae.core.controllers import build_controller, controller_names
 from neural_ae.core.errors import BagFormatError, ConfigError
 from neural_ae.core.jsonsafe import json_safe
+from neural_ae.core.replay import DETECTIONS_TOPIC, RAW_TOPIC, replay_frames, SETTINGS_TOPIC
 
-RAW_TOPIC = '/camera/image_raw'
-SETTINGS_TOPIC = '/replay/settings'
-DETECTIONS_TOPIC = '/replay/detections'
-NEURAL = ('histogram_nn', 'semantic_nn', 'hybrid_nn')
-NEEDS_FEATURES = ('semantic_nn', 'hybrid_nn')
+__all__ = ['DETECTIONS_TOPIC', 'parse_options', 'RAW_TOPIC', 'replay_bag', 'replay_frames',
+           'run', 'SETTINGS_TOPIC']
 
 
 def add_parser(sub) -> None:
@@ -42,9 +42,8 @@ def add_parser(sub) -> None:
                        description='Closed-loop replay of an HDR bag: raw frames, settings '
                        'and detections to an output bag, temporal metrics to JSON.')
     p.add_argument('bag', help='HDR rosbag2 (directory or .mcap/.db3)')
-    p.add_argument('--controller', required=True,
-                   help='fixed, average, gradient, histogram_nn, semantic_nn, hybrid_nn or '
-                   'oracle')
+    p.add_argument('--controller', required=True, choices=controller_names(),
+                   help='controller to run')
     p.add_argument('--output', '-o', help='output bag directory (must not exist; default '
                    'out/replay/<bag>_<controller>)')
     p.add_argument('--metrics', help='metrics JSON (default: <output>.metrics.json)')
@@ -52,8 +51,8 @@ def add_parser(sub) -> None:
     p.add_argument('--latency-frames', type=int, help='actuation latency [frames] '
                    '(default: the controller option latency_frames)')
     p.add_argument('--seed', type=int, default=0, help='sensor-noise seed')
-    p.add_argument('--model', help='exposure network checkpoint (*_nn; default '
-                   'models/<controller>.pt)')
+    p.add_argument('--model', help='model file of a trained controller (default: the '
+                   "registry's shipped model in models/)")
     p.add_argument('--detector', help='detector checkpoint: detections, and the features of '
                    'semantic_nn / hybrid_nn')
     p.add_argument('--option', action='append', default=[], metavar='KEY=VALUE',
@@ -77,102 +76,6 @@ def parse_options(pairs: Iterable[str]) -> dict:
             raise ConfigError(f'--option expects KEY=VALUE, got {pair!r}')
         out[key.strip()] = yaml.safe_load(value)
     return out
-
-
-def build_controller(name: str, options: Optional[dict] = None, sensor=None,
-                     model: Optional[str] = None):
-    """Build a controller by name; neural ones need ``model`` or ``models/<name>.pt``."""
-    from neural_ae.core.controllers import ControllerOptions, make_controller
-    from neural_ae.core.errors import ModelError
-    from neural_ae.core.paths import models_dir
-
-    opts = ControllerOptions.from_dict(options or {})
-    kw = {}
-    if name in NEURAL:
-        path = Path(model) if model else None
-        if path is None:
-            try:
-                path = models_dir() / f'{name}.pt'
-            except FileNotFoundError:
-                path = Path('models') / f'{name}.pt'
-        if not path.is_file():
-            raise ModelError(f'model file for {name} not found: {path} (give --model)')
-        kw['model'] = str(path)
-    return make_controller(name, opts, sensor=sensor, **kw)
-
-
-def replay_frames(frames: Iterable, controller, *, sensor=None, writer=None, perception=None,
-                  latency_frames: Optional[int] = None, seed: int = 0, noise: bool = True,
-                  max_frames: Optional[int] = None, progress=None) -> dict:
-    """
-    Run ``controller`` in closed loop over ``(t_ns, radiance)`` frames; write as it goes.
-
-    ``writer`` (an open :class:`~neural_ae.core.bags.HDRBagWriter`, optional) receives the
-    raw frames during the run and the per-frame settings and detections JSON after it.
-    ``perception`` (``run(raw) -> (boxes, labels, scores, layer2)``, optional) detects on
-    every raw frame and feeds ``layer2`` to semantic/hybrid controllers. A
-    :class:`BagFormatError` raised by ``frames`` ends the run early; it is returned, not
-    raised. ``progress`` is called once per frame.
-
-    Returns ``{'result': ClosedLoopResult, 'metrics': dict, 't_ns': list,
-    'detections': list, 'error': str or None}``.
-    """
-    from neural_ae.core.closed_loop import run_closed_loop
-    from neural_ae.core.metrics_temporal import temporal_metrics
-    from neural_ae.ros.detections import detections_to_dict
-
-    sensor = sensor or controller.sensor
-    stamps, detections = [], []
-    state = {'error': None, 'k': 0}
-    encoding = f'bayer_{sensor.bayer_pattern.lower()}16'
-    needs_features = getattr(controller, 'needs_features', False)
-    if needs_features and perception is None:
-        raise ConfigError(f'{controller.name} needs backbone features: give a detector')
-
-    def source():
-        try:
-            for t_ns, radiance in frames:
-                stamps.append(int(t_ns))
-                yield radiance
-        except BagFormatError as err:
-            state['error'] = str(err)
-
-    def per_frame(raw):
-        k = state['k']
-        state['k'] = k + 1
-        if writer is not None:
-            writer.write_raw(RAW_TOPIC, stamps[k], raw, encoding)
-        features = None
-        if perception is not None:
-            boxes, labels, scores, layer2 = perception.run(raw)
-            detections.append(detections_to_dict(boxes, labels, scores))
-            features = layer2 if needs_features else None
-        else:
-            detections.append(None)
-        if progress is not None:
-            progress()
-        return features
-
-    result = run_closed_loop(source(), controller, sensor=sensor, latency_frames=latency_frames,
-                             seed=seed, noise=noise, features_fn=per_frame,
-                             max_frames=max_frames)
-    metrics = temporal_metrics(result) if result.n_frames else {}
-    if writer is not None:
-        for k in range(result.n_frames):
-            writer.write_json(SETTINGS_TOPIC, stamps[k], json_safe({
-                'frame_index': k, 'exposure_time_us': result.exposure_time_us[k],
-                'gain_db': result.gain_db[k], 'e_s': result.e_s[k],
-                'command_e_s': result.command_e_s[k], 'target_e_s': result.target_e_s[k],
-                'clamped': result.clamped[k], 'converged': result.converged[k],
-                'fallback': result.fallback[k], 'mean_raw_dn': result.mean_raw_dn[k],
-                'saturated_fraction': result.saturated_fraction[k],
-                'controller': result.controller}))
-            dets = detections[k] if k < len(detections) else None
-            writer.write_json(DETECTIONS_TOPIC, stamps[k], {
-                'frame_index': k, 'detector': None if dets is None else 'detector',
-                'detections': dets or []})
-    return {'result': result, 'metrics': metrics, 't_ns': stamps[:result.n_frames],
-            'detections': detections, 'error': state['error']}
 
 
 def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
@@ -200,7 +103,6 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
     ctrl = build_controller(controller, options, sens, model)
     perception = None
     if detector:
-        # The loader lives with the node for now (it needs no ROS itself).
         from neural_ae.core.models.perception import load_perception
         perception = load_perception(detector, sens)
     out = Path(output) if output else (Path('out') / 'replay' /

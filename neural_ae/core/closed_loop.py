@@ -19,11 +19,11 @@ from collections import deque
 from dataclasses import dataclass, field
 import itertools
 import math
-import time
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Union
 
 from neural_ae.core.controllers.base import Controller, ExposureSetting
 from neural_ae.core.errors import ControllerError
+from neural_ae.core.loop import FrameStep
 from neural_ae.core.sensor import capture, e_base_s, mosaic, SensorConfig
 import numpy as np
 
@@ -128,28 +128,34 @@ def _meta_label(meta: dict) -> str:
     return '' if v is None else str(v)
 
 
-def run_closed_loop(frames: Iterable, controller: Controller,
+def run_closed_loop(frames: Iterable, controller: Union[Controller, FrameStep],
                     sensor: Optional[SensorConfig] = None,
                     initial: Optional[ExposureSetting] = None,
                     latency_frames: Optional[int] = None, seed: int = 0,
                     noise: bool = True, keep_raw: bool = False,
-                    features_fn: Optional[Callable] = None,
+                    perception=None, on_step: Optional[Callable] = None,
                     max_frames: Optional[int] = None) -> ClosedLoopResult:
     """
     Run ``controller`` in closed loop over ``frames``; see the module docstring.
 
-    ``initial``: setting in force at frame 0 (default: the first frame's ``e_base``, i.e.
-    well exposed at the start). ``latency_frames``: default ``controller.options``.
-    ``features_fn(raw) -> features`` feeds semantic/hybrid controllers (e.g. the
-    detector's backbone). ``noise=False`` captures the expected image. Controllers with
-    ``needs_next_scene`` (the oracle) are handed the scene their command will expose.
+    ``controller``: a :class:`Controller`, or a :class:`~neural_ae.core.loop.FrameStep`
+    (the controller with its perception); ``perception`` builds the step when a bare
+    controller is given (the detector runs on every frame; semantic/hybrid controllers
+    get its ``layer2`` map). ``initial``: setting in force at frame 0 (default: the first
+    frame's ``e_base``, i.e. well exposed at the start). ``latency_frames``: default
+    ``controller.options``. ``on_step(k, raw, result)`` is called after every frame with
+    its :class:`~neural_ae.core.loop.StepResult` (detections, timings). ``noise=False``
+    captures the expected image. Controllers with ``needs_next_scene`` (the oracle) are
+    handed the scene their command will expose.
     """
+    step = controller if isinstance(controller, FrameStep) else FrameStep(controller, perception)
+    controller = step.controller
     sensor = sensor or controller.sensor
     latency = controller.options.latency_frames if latency_frames is None else latency_frames
     if isinstance(latency, bool) or not isinstance(latency, (int, np.integer)) or latency < 0:
         raise ControllerError(f'latency_frames must be an integer >= 0, got {latency!r}')
     rng = np.random.default_rng(seed)
-    wants_scene = bool(getattr(controller, 'needs_next_scene', False))
+    wants_scene = controller.needs_next_scene
     source = iter(frames) if max_frames is None else itertools.islice(frames, max_frames)
     ahead: deque = deque()
 
@@ -191,10 +197,11 @@ def run_closed_loop(frames: Iterable, controller: Controller,
             k = min(latency, len(ahead) - 1)
             nxt = ahead[k] if k >= 0 else frame
             controller.set_scene(frame_phi(nxt, sensor)[0])
-        features = features_fn(raw) if features_fn is not None else None
-        t_start = time.perf_counter()
-        decision = controller.step(raw, in_force, features=features)
-        ms = (time.perf_counter() - t_start) * 1e3
+        result = step.step(raw, in_force)
+        if on_step is not None:
+            on_step(n, raw, result)
+        decision = result.decision
+        ms = result.timings.controller_ms
         pending[n + 1 + latency] = decision.setting
         rec['t'].append(in_force.exposure_time_us)
         rec['g'].append(in_force.gain_db)

@@ -21,10 +21,10 @@ configured by :class:`ControllerOptions`:
 - a fallback to Average AE when a policy returns a non-finite or non-positive value;
 - a ``converged`` flag.
 
-Order of operations in :meth:`Controller.step`: propose -> fallback if non-finite ->
-EV compensation -> clip to the reachable range (this is the *target*) -> deadband ->
-smoothing -> step limit -> split into time and gain (priority, fixed values, flicker)
--> final clamp to the bounds.
+Order of operations in :meth:`Controller.step`, one method per stage: measure (propose,
+fallback if non-finite) -> target (EV compensation, clip to the reachable range) ->
+smooth (the filter: deadband, smoothing, step limit) -> limit (exposure-value bounds) -> split into
+time and gain (priority, fixed values, flicker, final clamp) -> decide (flags).
 """
 from abc import ABC, abstractmethod
 from collections import deque
@@ -507,6 +507,32 @@ class Controller(ABC):
         self.last_decision: Optional[Decision] = None
         self.frame_index = 0
 
+    # -- what it is
+
+    @property
+    def spec(self):
+        """
+        Registry entry of this controller (:class:`ControllerSpec`).
+
+        An unregistered controller (a test double, a user's subclass run directly) gets
+        an entry that needs nothing: no features, no scene, no model.
+        """
+        from neural_ae.core.controllers.registry import ControllerSpec, find_spec
+
+        found = find_spec(self.name)
+        return found if found is not None else ControllerSpec(self.name, self.name,
+                                                              type(self))
+
+    @property
+    def needs_features(self) -> bool:
+        """Whether :meth:`step` needs the backbone's ``layer2`` map (from the registry)."""
+        return self.spec.needs_features
+
+    @property
+    def needs_next_scene(self) -> bool:
+        """Whether the controller must be shown the scene its command will expose."""
+        return self.spec.needs_next_scene
+
     # -- state
 
     def default_initial(self) -> ExposureSetting:
@@ -569,6 +595,12 @@ class Controller(ABC):
         ``used`` is the setting that produced ``raw``; when ``None`` it is inferred from
         this controller's own commands and ``options.latency_frames``. ``features`` are
         backbone features for the semantic branch (ignored by other controllers).
+
+        The stages, each a method, in the order libcamera's AGC reads: :meth:`measure`
+        (the policy's wish, with the Average AE fallback) -> :meth:`target` (EV
+        compensation, reachable range) -> :meth:`smooth` (the filter: deadband,
+        smoothing, step limit) -> :meth:`limit` (exposure-value bounds) -> :meth:`split`
+        (time and gain) -> :meth:`decide` (flags, state).
         """
         raw = check_raw(raw)
         if self._last is None:
@@ -576,31 +608,62 @@ class Controller(ABC):
         inferred = used is None
         used = self._commands[0] if inferred else self._check_setting(used, 'used')
         self.last_raw = raw
-        opts = self.options
         info = {'used_inferred': inferred}
-        fallback = False
+        desired, fallback = self.measure(raw, used, features, info)
+        desired, target, clamped = self.target(desired)
+        new, filtered = self.smooth(target)
+        new = self.limit(new)
+        setting, split_clamped = self.split(new)
+        info.update(desired_e_s=desired, **filtered, error_ev=math.log2(target / used.e_s))
+        return self.decide(setting, target, used, clamped or split_clamped, fallback, info)
+
+    def measure(self, raw: np.ndarray, used: ExposureSetting, features,
+                info: dict) -> tuple:
+        """
+        Stage 1: the policy's exposure value [s] for the next frame, and ``fallback``.
+
+        A policy that fails arithmetically or proposes a non-finite / non-positive value
+        is replaced by Average AE (``fallback = True``, the reason in ``info``).
+        """
         try:
             desired = float(self.propose(raw, used, features, info))
         except (OverflowError, ZeroDivisionError, FloatingPointError) as err:
             desired = math.nan
             info['propose_error'] = str(err)
-        if not (math.isfinite(desired) and desired > 0):
-            fallback = True
-            factor, _ = average_ae_factor(raw, self.sensor)
-            info['fallback_reason'] = f'{self.name} proposed {desired!r}; Average AE used'
-            LOG.debug('%s: %s', self.name, info['fallback_reason'])
-            desired = used.e_s * factor
-        if self.follows_scene and opts.ev_compensation:
-            desired *= 2.0 ** opts.ev_compensation
+        if math.isfinite(desired) and desired > 0:
+            return desired, False
+        factor, _ = average_ae_factor(raw, self.sensor)
+        info['fallback_reason'] = f'{self.name} proposed {desired!r}; Average AE used'
+        LOG.debug('%s: %s', self.name, info['fallback_reason'])
+        return used.e_s * factor, True
+
+    def target(self, desired: float) -> tuple:
+        """
+        Stage 2: EV compensation, then the reachable range.
+
+        Returns ``(desired, target, clamped)``: the compensated wish [s], the target [s]
+        inside the limits' exposure-value range, and whether the range cut it.
+        """
+        if self.follows_scene and self.options.ev_compensation:
+            desired *= 2.0 ** self.options.ev_compensation
         e_lo, e_hi = self.limits.e_bounds()
-        target = min(max(desired, e_lo), e_hi) if math.isfinite(desired) else e_hi
-        clamped = abs(math.log(target / desired)) > 1e-6 if math.isfinite(desired) else True
+        if not math.isfinite(desired):
+            return desired, e_hi, True
+        target = min(max(desired, e_lo), e_hi)
+        return desired, target, abs(math.log(target / desired)) > 1e-6
+
+    def smooth(self, target: float) -> tuple:
+        """
+        Stage 3: from the last command towards ``target`` [s].
+
+        Deadband and smoothing (controllers that follow the scene), then the step limit.
+        Returns ``(e_s, {'mu', 'deadband', 'step_limited'})``.
+        """
+        opts = self.options
         last_e = self._last.e_s
         if not (math.isfinite(last_e) and last_e > 0):
             last_e = target
-        new = target
-        mu = 0.0
-        in_deadband = False
+        new, mu, in_deadband = target, 0.0, False
         if self.follows_scene:
             if opts.deadband_ev > 0 and abs(math.log2(target / last_e)) < opts.deadband_ev:
                 new, in_deadband = last_e, True
@@ -612,14 +675,29 @@ class Controller(ABC):
             if abs(d_ev) > opts.max_step_ev:
                 new = last_e * 2.0 ** math.copysign(opts.max_step_ev, d_ev)
                 step_limited = True
-        new = min(max(new, e_lo), e_hi)
-        t, g, split_clamped = self.limits.split(new)
-        setting = ExposureSetting.from_linear(t, g)
-        clamped = clamped or (split_clamped and abs(math.log(t * g / new)) > 1e-6)
-        tol = max(opts.converged_ev, opts.deadband_ev)
+        return new, {'mu': mu, 'deadband': in_deadband, 'step_limited': step_limited}
+
+    def limit(self, e_s: float) -> float:
+        """Stage 4: clamp the exposure value [s] to what the limits can deliver."""
+        e_lo, e_hi = self.limits.e_bounds()
+        return min(max(e_s, e_lo), e_hi)
+
+    def split(self, e_s: float) -> tuple:
+        """
+        Stage 5: exposure time and gain for ``e_s`` [s] (:meth:`Limits.split`).
+
+        Returns ``(setting, clamped)``; ``clamped`` when the delivered ``K t`` differs
+        from ``e_s`` (fixed values, flicker periods, bounds).
+        """
+        t, g, split_clamped = self.limits.split(e_s)
+        clamped = split_clamped and abs(math.log(t * g / e_s)) > 1e-6
+        return ExposureSetting.from_linear(t, g), clamped
+
+    def decide(self, setting: ExposureSetting, target: float, used: ExposureSetting,
+               clamped: bool, fallback: bool, info: dict) -> Decision:
+        """Stage 6: the ``converged`` flag, the command history and the :class:`Decision`."""
+        tol = max(self.options.converged_ev, self.options.deadband_ev)
         converged = abs(math.log2(target / used.e_s)) <= tol if used.e_s > 0 else False
-        info.update(desired_e_s=desired, mu=mu, deadband=in_deadband,
-                    step_limited=step_limited, error_ev=math.log2(target / used.e_s))
         self._last = setting
         self._commands.append(setting)
         self.frame_index += 1

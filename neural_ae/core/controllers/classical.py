@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 import cv2
 from neural_ae.core.controllers.base import (average_ae_factor, Controller, ControllerOptions,
                                              Decision, ExposureSetting)
+from neural_ae.core.controllers.registry import ControllerSpec, register
 from neural_ae.core.errors import ControllerError
 from neural_ae.core.sensor import first_green_offset, SensorConfig
 import numpy as np
@@ -207,3 +208,12 @@ class GradientController(Controller):
         info.update(gamma_star=g_star, u=factor, green_mean=mean_level,
                     gradient_info_max=float(m.max()))
         return used.e_s * factor
+
+
+register(ControllerSpec('fixed', 'Fixed', FixedController, train_mode='fixed',
+                        description='hold one setting'))
+register(ControllerSpec('average', 'Average AE', AverageController, train_mode='average',
+                        node_kwargs={'average_level': 'level'},
+                        description='mean raw level to a target (paper Sec. 6.1)'))
+register(ControllerSpec('gradient', 'Gradient AE', GradientController, train_mode='gradient',
+                        description='gradient information after Shim et al. 2018'))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from neural_ae.core.controllers.base import Controller, ControllerOptions
+from neural_ae.core.controllers.registry import ControllerSpec, register
 from neural_ae.core.errors import ControllerError, HistogramError, ModelError
 from neural_ae.core.sensor import SensorConfig
 import numpy as np
@@ -23,9 +24,6 @@ import torch
 from torch import nn
 
 LOG = logging.getLogger(__name__)
-
-MODES = {'histogram_nn': 'histogram', 'semantic_nn': 'semantic', 'hybrid_nn': 'hybrid'}
-"""Controller name -> :class:`ExposureNet` mode."""
 
 
 def load_exposure_model(model: Union[None, str, Path, nn.Module], mode: str,
@@ -50,15 +48,10 @@ def load_exposure_model(model: Union[None, str, Path, nn.Module], mode: str,
                 torch.manual_seed(seed)
             net = ExposureNet(mode=mode, m_exp=m_exp)
         return net.eval()
+    from neural_ae.core.checkpoints import read_checkpoint
+
     path = Path(model)
-    if not path.is_file():
-        raise ModelError(f'exposure model checkpoint not found: {path}')
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
-        raise ModelError(f'cannot read exposure model checkpoint {path}: {err}') from err
-    if not isinstance(ckpt, dict):
-        raise ModelError(f'checkpoint {path} holds {type(ckpt).__name__}, expected a dict')
+    ckpt = read_checkpoint(path, 'exposure model checkpoint')
     config = ckpt.get('config') if isinstance(ckpt.get('config'), dict) else {}
     state = ckpt.get('state_dict', ckpt.get('model', ckpt))
     ck_mode = ckpt.get('mode', config.get('mode', mode))
@@ -107,21 +100,16 @@ class NeuralController(Controller):
                  sensor: Optional[SensorConfig] = None,
                  model: Union[None, str, Path, nn.Module] = None, device: str = 'cpu',
                  seed: Optional[int] = 0):
-        if name not in MODES:
-            raise ControllerError(f'neural controller must be one of {tuple(MODES)}, '
+        if name not in NEURAL_SPECS:
+            raise ControllerError(f'neural controller must be one of {tuple(NEURAL_SPECS)}, '
                                   f'got {name!r}')
         super().__init__(options, sensor)
         self.name = name
-        self.mode = MODES[name]
+        self.mode = NEURAL_SPECS[name].train_mode  # the ExposureNet mode it was trained as
         self.device = torch.device(device)
         self.model = load_exposure_model(model, self.mode, self.options.m_exp, seed)
         self.model.to(self.device)
         self.m_exp = float(getattr(self.model, 'm_exp', self.options.m_exp))
-
-    @property
-    def needs_features(self) -> bool:
-        """Whether :meth:`step` needs backbone ``features``."""
-        return self.mode in ('semantic', 'hybrid')
 
     def histogram(self, raw: np.ndarray) -> np.ndarray:
         """Multi-scale histogram ``(256, 59)`` of ``raw`` (float input rounded, clipped)."""
@@ -168,3 +156,29 @@ class NeuralController(Controller):
         u_c = min(max(u, 1.0 / self.m_exp), self.m_exp)
         info['u_clipped'] = u_c != u
         return used.e_s * u_c
+
+
+def _neural_factory(name: str):
+    def build(options: Optional[ControllerOptions] = None, **kw) -> NeuralController:
+        return NeuralController(name, options, **kw)
+
+    build.__name__ = build.__qualname__ = f'{name}_controller'
+    build.__doc__ = f'Build the {name} :class:`NeuralController`.'
+    return build
+
+
+NEURAL_SPECS = {
+    'histogram_nn': register(ControllerSpec(
+        'histogram_nn', 'Histogram NN', _neural_factory('histogram_nn'), trained=True,
+        train_mode='histogram', default_model='histogram_demo.pt',
+        description='multi-scale histogram branch (paper Sec. 4.1)')),
+    'semantic_nn': register(ControllerSpec(
+        'semantic_nn', 'Semantic NN', _neural_factory('semantic_nn'), needs_features=True,
+        trained=True, train_mode='semantic', default_model='semantic_demo.pt',
+        description='detector-feature branch (paper Sec. 4.2)')),
+    'hybrid_nn': register(ControllerSpec(
+        'hybrid_nn', 'Hybrid NN', _neural_factory('hybrid_nn'), needs_features=True,
+        trained=True, train_mode='hybrid', default_model='hybrid_demo.pt',
+        description='histogram + semantic branches (paper Sec. 4.3)')),
+}
+"""Registry entries of the three networks (name -> :class:`ControllerSpec`)."""

@@ -12,6 +12,7 @@ import math
 from typing import Callable, Optional
 
 from neural_ae.core.controllers.base import Controller, ControllerOptions
+from neural_ae.core.controllers.registry import ControllerSpec, register
 from neural_ae.core.errors import ControllerError
 from neural_ae.core.sensor import capture, mosaic, SensorConfig
 import numpy as np
@@ -52,7 +53,6 @@ class OracleController(Controller):
 
     name = 'oracle'
     follows_scene = False
-    needs_next_scene = True
 
     def __init__(self, options: Optional[ControllerOptions] = None,
                  sensor: Optional[SensorConfig] = None, score: Optional[Callable] = None,
@@ -118,3 +118,7 @@ class OracleController(Controller):
         log_best = max(cache, key=cache.get)
         info.update(oracle_score=cache[log_best], oracle_evaluations=len(cache))
         return math.exp(log_best)
+
+
+register(ControllerSpec('oracle', 'Oracle', OracleController, needs_next_scene=True,
+                        description='best exposure of a dense sweep, with hindsight'))

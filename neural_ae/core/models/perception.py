@@ -6,12 +6,65 @@ detector once; the detector's ``layer2`` map from that same backbone pass is ret
 for the semantic branch of the exposure networks.
 """
 from pathlib import Path
+from typing import Any, NamedTuple, Optional, Sequence
 
 from neural_ae.core.errors import ModelError, NeuralAEError
 from neural_ae.core.sensor import SensorConfig
 import numpy as np
 
-__all__ = ['Perception', 'load_perception']
+__all__ = ['detection_records', 'Perception', 'PerceptionResult', 'load_perception']
+
+
+def detection_records(boxes, labels, scores, class_names: Optional[Sequence[str]] = None,
+                      score_threshold: float = 0.0) -> list:
+    """
+    JSON-ready ``[{class_id, label, score, bbox_xyxy}]`` of the detections >= threshold.
+
+    ``boxes`` ``(N, 4)`` xyxy [px], ``labels`` ``(N,)`` (``i + 1`` is ``class_names[i]``;
+    default: the detector's classes; unknown labels are named by their number),
+    ``scores`` ``(N,)`` in [0, 1]. Scores are rounded to 4 digits, boxes to 0.01 px.
+    """
+    if class_names is None:
+        from neural_ae.core.models.detector import CLASSES as class_names
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    labels = np.asarray(labels).reshape(-1)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    out = []
+    for box, label, score in zip(boxes, labels, scores):
+        if score < score_threshold:
+            continue
+        idx = int(label) - 1
+        name = class_names[idx] if 0 <= idx < len(class_names) else str(int(label))
+        out.append({'class_id': name, 'label': int(label), 'score': round(float(score), 4),
+                    'bbox_xyxy': [round(float(v), 2) for v in box]})
+    return out
+
+
+class PerceptionResult(NamedTuple):
+    """
+    One :meth:`Perception.run`: detections on the input frame and the ``layer2`` map.
+
+    ``boxes`` ``(N, 4)`` float32 xyxy [px of the input frame], ``labels`` ``(N,)`` int64
+    (1-based class ids), ``scores`` ``(N,)`` float32 in [0, 1], ``layer2`` the backbone's
+    ``(1, 128, h, w)`` torch map (the semantic branch's input). Unpacks as the 4-tuple
+    ``boxes, labels, scores, layer2``.
+    """
+
+    boxes: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray
+    layer2: Any
+
+    def arrays(self) -> dict:
+        """Return ``{'boxes' (N, 4), 'scores' (N,), 'labels' (N,)}`` as float64 / int64."""
+        return {'boxes': self.boxes.astype(np.float64).reshape(-1, 4),
+                'scores': self.scores.astype(np.float64).reshape(-1),
+                'labels': self.labels.astype(np.int64).reshape(-1)}
+
+    def records(self, score_threshold: float = 0.0) -> list:
+        """Return :func:`detection_records` of these detections."""
+        return detection_records(self.boxes, self.labels, self.scores,
+                                 score_threshold=score_threshold)
 
 
 def _tuples(value):
@@ -35,7 +88,7 @@ def detector_input_size(height: int, width: int, min_size: int, max_size: int) -
 
 class Perception:
     """
-    ISP + detector: ``run(raw) -> (boxes, labels, scores, layer2)``, one backbone pass.
+    ISP + detector: ``run(raw) ->`` :class:`PerceptionResult`, one backbone pass.
 
     A frame larger than the detector's input is first shrunk in the Bayer domain
     (:func:`neural_ae.core.preview.resize_bayer`) to the size the detector would resize it
@@ -76,12 +129,10 @@ class Perception:
 
     def detect(self, raw: np.ndarray) -> tuple:
         """Return ``({'boxes', 'scores', 'labels'} numpy, layer2)`` for a raw frame."""
-        boxes, labels, scores, layer2 = self.run(raw)
-        return ({'boxes': boxes.astype(np.float64).reshape(-1, 4),
-                 'scores': scores.astype(np.float64).reshape(-1),
-                 'labels': labels.astype(np.int64).reshape(-1)}, layer2)
+        result = self.run(raw)
+        return result.arrays(), result.layer2
 
-    def run(self, raw: np.ndarray) -> tuple:
+    def run(self, raw: np.ndarray) -> PerceptionResult:
         """Detect on a raw frame; ``layer2`` is the semantic branch's input (1, 128, h, w)."""
         from neural_ae.core.models.detector import detector_inference
 
@@ -92,42 +143,59 @@ class Perception:
         boxes = det['boxes'].cpu().numpy()
         if shape != (h, w):
             boxes = boxes * np.array([w / shape[1], h / shape[0]] * 2, np.float32)
-        return (boxes, det['labels'].cpu().numpy(), det['scores'].cpu().numpy(), layer2)
+        return PerceptionResult(boxes, det['labels'].cpu().numpy(), det['scores'].cpu().numpy(),
+                                layer2)
+
+
+def _training_parts(ckpt: dict, path: Path, sensor: SensorConfig) -> tuple:
+    """Detector + ISP of a ``neural-ae train`` checkpoint, without the training code."""
+    from neural_ae.core.isp import ISP, ISPConfig
+    from neural_ae.core.models.detector import build_detector, detector_config_for
+    from neural_ae.core.sensor import sensor_from_dict
+
+    cfg = ckpt.get('config') if isinstance(ckpt.get('config'), dict) else {}
+    state = ckpt.get('model')
+    if not isinstance(state, dict):
+        raise ModelError(f'training checkpoint {path} holds no model state')
+    train_sensor = (sensor_from_dict(ckpt['sensor'], source=str(path))
+                    if isinstance(ckpt.get('sensor'), dict) else sensor)
+    config = detector_config_for(int(cfg.get('height', 192)), int(cfg.get('width', 320)),
+                                 cfg.get('detector') or {})
+    isp_values = {'learnable': bool(cfg.get('isp_learnable', True))}
+    isp_values.update({k: _tuples(v) for k, v in (cfg.get('isp') or {}).items()})
+    detector = build_detector(config)
+    isp = ISP(ISPConfig.from_sensor(train_sensor, **isp_values))
+    detector.load_state_dict({k[len('detector.'):]: v for k, v in state.items()
+                              if k.startswith('detector.')})
+    isp.load_state_dict({k[len('isp.'):]: v for k, v in state.items() if k.startswith('isp.')})
+    return detector, isp
 
 
 def load_perception(path, sensor: SensorConfig, device: str = 'cpu') -> Perception:
     """
     Load a detector checkpoint (and its ISP) for the node.
 
-    Accepted layouts (read with ``weights_only=True``): a training checkpoint of
-    ``neural-ae train`` (format ``neural_ae.train/*``: its trained ISP and detector, through
-    :func:`neural_ae.core.training.engine.load_pipeline`); a plain detector state dict; or
+    Accepted layouts (read by :func:`neural_ae.core.checkpoints.read_checkpoint`): a
+    training checkpoint of ``neural-ae train`` (format ``neural_ae.train/*``: its trained
+    ISP and detector, rebuilt from the embedded config); a plain detector state dict; or
     a dict with the state dict under ``'detector'``, ``'state_dict'`` or ``'model'``, an
     optional ``'detector_config'`` (``DetectorConfig`` fields) and an optional ``'isp'``
     state dict. Raises :class:`ModelError` for a missing or mismatching file.
     """
     import torch
+    from neural_ae.core.checkpoints import is_training_checkpoint, read_checkpoint
     from neural_ae.core.isp import ISP, ISPConfig
     from neural_ae.core.models.detector import build_detector, DetectorConfig
 
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f'detector checkpoint not found: {path}')
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
-        raise ModelError(f'cannot read detector checkpoint {path}: '
-                         f'{str(err).splitlines()[0]}') from err
-    if not isinstance(ckpt, dict):
-        raise ModelError(f'detector checkpoint {path} holds {type(ckpt).__name__}, not a dict')
-    if str(ckpt.get('format', '')).startswith('neural_ae.train/'):
+    ckpt = read_checkpoint(path, 'detector checkpoint')
+    if is_training_checkpoint(ckpt):
         try:
-            from neural_ae.core.training.engine import load_pipeline
-            pipe, _, _ = load_pipeline(path, device)
-        except (ImportError, NeuralAEError, RuntimeError, KeyError) as err:
+            detector, isp = _training_parts(ckpt, path, sensor)
+        except (NeuralAEError, RuntimeError, KeyError, TypeError, ValueError) as err:
             raise ModelError(f'cannot load the detector of training checkpoint {path}: '
                              f'{str(err).splitlines()[0]}') from err
-        return Perception(pipe.detector, pipe.isp, device, str(path))
+        return Perception(detector, isp, device, str(path))
     state = ckpt.get('detector', ckpt.get('state_dict', ckpt.get('model', ckpt)))
     cfg = ckpt.get('detector_config') or {}
     try:

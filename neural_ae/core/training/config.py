@@ -162,14 +162,10 @@ class TrainConfig:
 
     def detector_config(self):
         """Return the :class:`DetectorConfig` of this run (input size = image size by default)."""
-        from neural_ae.core.models.detector import DetectorConfig
+        from neural_ae.core.models.detector import detector_config_for
 
-        values = {'min_size': min(self.height, self.width),
-                  'max_size': max(self.height, self.width)}
-        values.update(self.detector)
-        values = {k: _tupled(v) for k, v in values.items()}
         try:
-            return DetectorConfig(**values)
+            return detector_config_for(self.height, self.width, self.detector)
         except (TypeError, ValueError) as err:
             raise ConfigError(f'train config: detector: {err}') from err
 
