@@ -3,9 +3,10 @@ auto_exposure_node: a lifecycle node that sets a camera's exposure from its own 
 
 Per frame: ``camera/image_raw`` (``bayer_*16`` holding 12-bit data; ``mono16``, ``rgb8``,
 ``bgr8`` and the other encodings of :data:`neural_ae.ros.conversions.RAW_ENCODINGS` too)
--> raw array -> optional detector (ISP -> Faster R-CNN; its ``layer2`` map, from the same
-single backbone pass, feeds the semantic branch) -> controller
-(:func:`neural_ae.core.controllers.make_controller`) -> one asynchronous
+-> raw array -> the core step (:class:`neural_ae.core.loop.FrameStep`: optional detector,
+ISP -> Faster R-CNN, whose ``layer2`` map from the same single backbone pass feeds the
+controllers that need features -> controller from the registry,
+:func:`neural_ae.core.controllers.build_controller`) -> one asynchronous
 ``<driver_node>/set_parameters`` request (:class:`neural_ae.ros.actuator.CameraActuator`).
 
 Threads: the image callback only drops the message into a one-slot mailbox (latest frame
@@ -41,7 +42,7 @@ unreachable driver gives a warning and ``driver reachable: false``; out-of-range
 parameters are rejected by their descriptors, inconsistent combinations by the
 on-set-parameters callback (with the reason).
 """
-from collections import OrderedDict
+from collections import deque, OrderedDict
 import json
 import math
 from pathlib import Path
@@ -52,10 +53,12 @@ from typing import Optional
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from neural_ae.core.controllers import CONTROLLER_NAMES, ExposureSetting, make_controller
+from neural_ae.core.checkpoints import resolve_model_path
+from neural_ae.core.controllers import (build_controller, controller_names, ExposureSetting,
+                                        get_spec)
 from neural_ae.core.errors import ControllerError, ModelError, NeuralAEError
+from neural_ae.core.loop import FrameStep
 from neural_ae.core.models.perception import load_perception, Perception
-from neural_ae.core.paths import models_dir
 from neural_ae.core.preview import render_raw
 from neural_ae.core.sensor import load_sensor, SensorConfig
 from neural_ae.ros import params as P
@@ -76,11 +79,11 @@ from std_msgs.msg import String
 __all__ = ['AutoExposureNode', 'LatestFrameMailbox', 'NODE_CONTROLLERS',
            'ae_parameter_specs', 'main', 'shutdown_node']
 
-NODE_CONTROLLERS = tuple(c for c in CONTROLLER_NAMES if c != 'oracle')
-"""Controllers the node can run (the oracle needs the scene itself)."""
-NEURAL = ('histogram_nn', 'semantic_nn', 'hybrid_nn')
-NEEDS_FEATURES = ('semantic_nn', 'hybrid_nn')
+NODE_CONTROLLERS = controller_names(live=True)
+"""Controllers the node can run: the registry's live ones (the oracle needs the scene)."""
 CONTROLLER_PARAMS = frozenset(['controller', 'model_path', 'average_level'])
+LATENCY_WINDOW = 100
+"""Decision latencies kept for the diagnostics' percentiles [frames]."""
 
 
 def ae_parameter_specs(sensor: SensorConfig) -> list:
@@ -91,8 +94,9 @@ def ae_parameter_specs(sensor: SensorConfig) -> list:
                     'YAML path: black/white level, Bayer pattern, exposure and gain limits.',
                     read_only=True),
         P.ParamSpec('controller', 'average', 'Exposure controller.', choices=NODE_CONTROLLERS),
-        P.ParamSpec('model_path', '', 'Exposure network checkpoint for the *_nn controllers; '
-                    'empty = models/<controller>.pt of the package.'),
+        P.ParamSpec('model_path', '', 'Model file of a trained controller (*_nn); relative '
+                    "names also look in the package's models/; empty = the controller's "
+                    'shipped model (registry default_model).'),
         P.ParamSpec('detector_path', '', 'Detector checkpoint (needed by semantic_nn and '
                     'hybrid_nn, optional otherwise); empty = no detector.', read_only=True),
         P.ParamSpec('device', 'cpu', 'Torch device for the networks.', read_only=True,
@@ -130,6 +134,8 @@ def ae_parameter_specs(sensor: SensorConfig) -> list:
                     'feedback has been seen [s].', 0.0, 1.0),
         P.ParamSpec('publish_debug_image', True, 'Publish the annotated debug_image.'),
         P.ParamSpec('debug_image_max_width', 640, 'Debug image width limit [px].', 16, 8192),
+        P.ParamSpec('debug_image_period_s', 0.0, 'At most one debug image per this period; '
+                    '0 = every processed frame [s].', 0.0, 60.0),
         P.ParamSpec('detection_score_threshold', 0.3, 'Publish detections at least this '
                     'confident [-].', 0.0, 1.0),
         P.ParamSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics [s].', 0.05, 60.0),
@@ -173,16 +179,10 @@ class LatestFrameMailbox:
             self._item = None
 
 
-def _resolve_model_path(values: dict) -> Path:
-    """``model_path``, or ``<models>/<controller>.pt``; relative names also try ``<models>``."""
-    name = values['model_path'] or f'{values["controller"]}.pt'
-    path = Path(name).expanduser()
-    if path.is_absolute() or path.exists():
-        return path
-    try:
-        return models_dir() / path
-    except FileNotFoundError:
-        return Path('models') / path
+def _model_path(values: dict) -> Path:
+    """Return the model file the parameters name (``model_path`` or the registry default)."""
+    return resolve_model_path(values['model_path'],
+                              get_spec(values['controller']).default_model)
 
 
 # --------------------------------------------------------------------------- node
@@ -221,7 +221,9 @@ class AutoExposureNode(LifecycleNode):
         self._last_bad_ns = 0
         self._last_error = ''
         self._last = {}
-        self._latencies_ms = []
+        self._latencies_ms: deque = deque(maxlen=LATENCY_WINDOW)
+        self._step: Optional[FrameStep] = None
+        self._last_debug = -math.inf
         self._said_pattern = False
         self.add_on_set_parameters_callback(self._validate)
         self.add_post_set_parameters_callback(self._apply)
@@ -245,6 +247,7 @@ class AutoExposureNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         with self._lock:
             self._controller, self._perception = controller, perception
+            self._step = FrameStep(controller, perception)
             self._dirty = False
             self.values = values
         self._actuator = CameraActuator(self, preset, values['driver_node'] or None,
@@ -330,6 +333,7 @@ class AutoExposureNode(LifecycleNode):
         with self._lock:
             self._controller = None
             self._perception = None
+            self._step = None
         self._initial = None
         self._configured = False
 
@@ -345,26 +349,26 @@ class AutoExposureNode(LifecycleNode):
                         if v['auto_exposure_param'] else None))
 
     def _build_controller(self, values: dict):
-        options = P.options_from_values(values)
+        """Build a fresh controller for ``values`` (model files loaded and checked here)."""
         name = values['controller']
-        kw = {}
-        if name == 'average':
-            kw['level'] = values['average_level']
-        if name in NEURAL:
-            path = _resolve_model_path(values)
-            if not path.is_file():
-                raise ModelError(f'model file for {name} not found: {path} '
-                                 '(set model_path, or train one with neural-ae train)')
-            kw.update(model=str(path), device=values['device'])
-        return make_controller(name, options, sensor=self.sensor, **kw)
+        spec = get_spec(name)
+        kw = {key: values[param] for param, key in spec.node_kwargs.items()}
+        try:
+            return build_controller(name, P.options_from_values(values), self.sensor,
+                                    model=values['model_path'], device=values['device'], **kw)
+        except ModelError as err:
+            if not spec.trained:
+                raise
+            raise ModelError(f'{err} (set model_path, or train one with neural-ae train)') \
+                from err
 
     def _load_perception(self, values: dict) -> Optional[Perception]:
-        """Detector from ``detector_path``; else, for the semantic controllers, the model file."""
+        """Load the detector of ``detector_path``, else (features needed) of the model file."""
         if values['detector_path']:
             return load_perception(values['detector_path'], self.sensor, values['device'])
-        if values['controller'] not in NEEDS_FEATURES:
+        if not get_spec(values['controller']).needs_features:
             return None
-        path = _resolve_model_path(values)
+        path = _model_path(values)
         try:  # a training checkpoint carries the detector whose features it was trained on
             return load_perception(path, self.sensor, values['device'])
         except ModelError as err:
@@ -385,12 +389,12 @@ class AutoExposureNode(LifecycleNode):
         if reason is None:
             reason = P.check_options(values, self.sensor)
         names = {p.name for p in params}
-        if reason is None and self._configured and names & CONTROLLER_PARAMS and \
-                values['controller'] in NEURAL:
-            path = _resolve_model_path(values)
-            if not path.is_file():
-                reason = f'model file for {values["controller"]} not found: {path}'
-            elif values['controller'] in NEEDS_FEATURES and self._perception is None:
+        if reason is None and self._configured and names & CONTROLLER_PARAMS:
+            spec = get_spec(values['controller'])
+            if spec.trained and not _model_path(values).is_file():
+                reason = (f'model file for {values["controller"]} not found: '
+                          f'{_model_path(values)}')
+            elif spec.needs_features and self._perception is None:
                 reason = f'{values["controller"]} needs a detector (detector_path)'
         if reason:
             return SetParametersResult(successful=False, reason=reason)
@@ -478,68 +482,94 @@ class AutoExposureNode(LifecycleNode):
             self._said_pattern = True
             self.get_logger().warning(f'image pattern {pattern} differs from sensor '
                                       f'{self.sensor.name} ({self.sensor.bayer_pattern})')
+        self._rebuild_if_dirty()
         with self._lock:
-            if self._dirty:
-                self._rebuild_locked()
-            controller, perception = self._controller, self._perception
-        if controller is None:
+            step = self._step
+        if step is None:
             return
+        controller = step.controller
         stamp_ns = stamp_to_ns(msg.header.stamp)
         used = self._used_setting(stamp_ns)
         if controller.last_command is None:
             controller.reset(used or self._initial)
-        features, dets = None, None
-        if perception is not None:
-            boxes, labels, scores, layer2 = perception.run(raw)
-            dets = (boxes, labels, scores)
-            features = layer2 if controller.name in NEEDS_FEATURES else None
         try:
-            decision = controller.step(raw, used, features=features)
+            result = step.step(raw, used)
         except ControllerError as err:
             self._bad_input(f'controller rejected the frame: {err}')
             return
+        decision = result.decision
         sent = self._actuator.command(decision.setting) if self._actuator else False
         latency_ms = (time.perf_counter() - t_start) * 1e3
         n_dets = 0
-        if dets is not None and self._det_pub is not None:
-            n_dets = len(self._det_pub.publish(msg.header, *dets))
-        if self.values['publish_debug_image'] and self._debug_pub is not None:
-            self._publish_debug(msg.header, raw, pattern, decision, dets)
+        seen = result.perception
+        if seen is not None and self._det_pub is not None:
+            n_dets = len(self._det_pub.publish(msg.header, seen.boxes, seen.labels, seen.scores))
+        if self._debug_due():
+            self._publish_debug(msg.header, raw, pattern, decision, seen)
         with self._lock:
             self.frames_processed += 1
-            self._latencies_ms = (self._latencies_ms + [latency_ms])[-100:]
+            self._latencies_ms.append(latency_ms)
             self._last = {
                 'setting': decision.setting, 'target_e_s': decision.target_e_s,
                 'clamped': decision.clamped, 'converged': decision.converged,
                 'fallback': decision.fallback, 'latency_ms': latency_ms,
+                'perception_ms': result.timings.perception_ms,
+                'controller_ms': result.timings.controller_ms,
                 'queue_ms': (t_start - received) * 1e3 if received <= t_start else 0.0,
                 'used_source': ('feedback' if used is not None else
                                 f'inferred (latency {controller.options.latency_frames})'),
                 'used': used, 'sent': sent, 'detections': n_dets,
                 'reason': decision.info.get('fallback_reason', '')}
 
-    def _rebuild_locked(self) -> None:
-        self._dirty = False
+    def _debug_due(self) -> bool:
+        """Whether a debug image goes out for this frame (``debug_image_period_s``)."""
+        if not self.values['publish_debug_image'] or self._debug_pub is None:
+            return False
+        now = time.monotonic()
+        if now - self._last_debug < self.values['debug_image_period_s']:
+            return False
+        self._last_debug = now
+        return True
+
+    def _rebuild_if_dirty(self) -> None:
+        """
+        Build the controller the parameters now ask for, outside the lock, then swap it in.
+
+        Loading a model (``torch.load``) can take long; ``_apply`` and ``diagnostics()``
+        keep answering meanwhile. A failed build keeps the old controller.
+        """
+        with self._lock:
+            if not self._dirty:
+                return
+            self._dirty = False
+            values = dict(self.values)
         try:
-            new = self._build_controller(self.values)
+            new = self._build_controller(values)
         except (NeuralAEError, FileNotFoundError, OSError) as err:
             self._last_error = f'controller not changed: {err}'
             self.get_logger().error(self._last_error)
             return
-        old = self._controller
-        if old is not None and old.last_command is not None:
-            new.reset(old.last_command)
-        self._controller = new
+        with self._lock:
+            old, perception = self._controller, self._perception
+            try:
+                step = FrameStep(new, perception)
+            except NeuralAEError as err:
+                self._last_error = f'controller not changed: {err}'
+                self.get_logger().error(self._last_error)
+                return
+            if old is not None and old.last_command is not None:
+                new.reset(old.last_command)
+            self._controller, self._step = new, step
         self.get_logger().info(f'controller {new.name} with {new.options}')
 
-    def _publish_debug(self, header, raw, pattern, decision, dets) -> None:
+    def _publish_debug(self, header, raw, pattern, decision, seen) -> None:
         rgb = render_raw(raw, self.sensor.black_level_dn, self.sensor.white_level_dn,
                          pattern or self.sensor.bayer_pattern,
                          max_width=self.values['debug_image_max_width'])
         scale = rgb.shape[1] / raw.shape[1]
         rgb = np.ascontiguousarray(rgb)
-        if dets is not None:
-            for box, score in zip(dets[0], dets[2]):
+        if seen is not None:
+            for box, score in zip(seen.boxes, seen.scores):
                 if score < self.values['detection_score_threshold']:
                     continue
                 x1, y1, x2, y2 = (int(round(float(v) * scale)) for v in box)
@@ -575,7 +605,7 @@ class AutoExposureNode(LifecycleNode):
                   'errors': self.errors, 'last_bad_input': self._last_bad,
                   'detector': (self.values['detector_path'] if self.values['detector_path']
                                else 'none' if self._perception is None
-                               else f'from {_resolve_model_path(self.values).name}')}
+                               else f'from {_model_path(self.values).name}')}
         if self._det_pub is not None:
             values['detections_topic'] = self._det_pub.topic
         setting = last.get('setting')

@@ -24,6 +24,7 @@ from typing import Optional
 from neural_ae.core.errors import ConfigError, NeuralAEError
 from neural_ae.core.paths import config_dir
 from neural_ae.core.sensor import load_sensor
+from neural_ae.nodes.vehicle_args import add_arguments
 from neural_ae.ros import params as P
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -173,8 +174,6 @@ def _raise_interrupt(signum, frame):
 
 def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
     """Build the arguments of the vehicle entry point (shared with ``neural-ae vehicle``)."""
-    from neural_ae.commands.vehicle import add_arguments
-
     p = parser or argparse.ArgumentParser(
         prog='vehicle', description='camera simulator + auto-exposure node in one process')
     add_arguments(p)
