@@ -19,11 +19,14 @@ from pathlib import Path
 import typing
 from typing import Optional, Union
 
+from neural_ae.core.controllers import specs
 from neural_ae.core.errors import ConfigError
 import yaml
 
-AE_MODES = ('hybrid', 'histogram', 'semantic', 'average', 'gradient', 'fixed')
-NEURAL_MODES = ('hybrid', 'histogram', 'semantic')
+AE_MODES = tuple(s.train_mode for s in specs() if s.train_mode)
+"""Values of ``ae``: the registry's trainable controllers (their ``train_mode``)."""
+NEURAL_MODES = tuple(s.train_mode for s in specs(trained=True) if s.train_mode)
+"""Modes with a learned exposure network."""
 DATA_SOURCES = ('procedural', 'hdr_bag', 'brackets')
 OPTIMIZERS = ('adamw', 'sgd')
 
