@@ -17,6 +17,7 @@ packages are imported only by the publisher, so that function works without ROS.
 import json
 from typing import Sequence
 
+from neural_ae.core.classes import class_name, CLASSES as CLASS_NAMES
 import numpy as np
 
 __all__ = [
@@ -27,9 +28,6 @@ __all__ = [
     'have_vision_msgs',
     'to_detection2d_array',
 ]
-
-CLASS_NAMES = ('bike', 'bus_truck', 'car_van', 'person', 'traffic_light', 'traffic_sign')
-"""The paper's classes; label ``i + 1`` is ``CLASS_NAMES[i]``."""
 
 
 def _vision_msgs():
@@ -45,11 +43,6 @@ def have_vision_msgs() -> bool:
     return _vision_msgs() is not None
 
 
-def _class_name(label: int, class_names: Sequence[str]) -> str:
-    idx = int(label) - 1
-    return class_names[idx] if 0 <= idx < len(class_names) else str(int(label))
-
-
 def detections_to_dict(boxes, labels, scores, class_names: Sequence[str] = CLASS_NAMES,
                        score_threshold: float = 0.0) -> list:
     """List of ``{class_id, label, score, bbox_xyxy}`` dicts (score >= threshold)."""
@@ -60,7 +53,7 @@ def detections_to_dict(boxes, labels, scores, class_names: Sequence[str] = CLASS
     for box, label, score in zip(boxes, labels, scores):
         if score < score_threshold:
             continue
-        out.append({'class_id': _class_name(label, class_names), 'label': int(label),
+        out.append({'class_id': class_name(label, class_names), 'label': int(label),
                     'score': round(float(score), 4),
                     'bbox_xyxy': [round(float(v), 2) for v in box]})
     return out
