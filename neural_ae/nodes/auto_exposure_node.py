@@ -55,7 +55,7 @@ import cv2
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from neural_ae.core.checkpoints import resolve_model_path
 from neural_ae.core.controllers import (build_controller, controller_names, ExposureSetting,
-                                        get_spec)
+                                        get_spec, specs)
 from neural_ae.core.errors import ControllerError, ModelError, NeuralAEError
 from neural_ae.core.loop import FrameStep
 from neural_ae.core.models.perception import load_perception, Perception
@@ -81,9 +81,16 @@ __all__ = ['AutoExposureNode', 'LatestFrameMailbox', 'NODE_CONTROLLERS',
 
 NODE_CONTROLLERS = controller_names(live=True)
 """Controllers the node can run: the registry's live ones (the oracle needs the scene)."""
-CONTROLLER_PARAMS = frozenset(['controller', 'model_path', 'average_level'])
 LATENCY_WINDOW = 100
 """Decision latencies kept for the diagnostics' percentiles [frames]."""
+
+
+def controller_params() -> frozenset:
+    """Return the parameters whose change rebuilds the controller (registry node_kwargs too)."""
+    names = {'controller', 'model_path'}
+    for spec in specs(live=True):
+        names.update(spec.node_kwargs)
+    return frozenset(names)
 
 
 def ae_parameter_specs(sensor: SensorConfig) -> list:
@@ -93,7 +100,8 @@ def ae_parameter_specs(sensor: SensorConfig) -> list:
         P.ParamSpec('sensor', 'imx249', 'Sensor preset name (config/sensors/<name>.yaml) or '
                     'YAML path: black/white level, Bayer pattern, exposure and gain limits.',
                     read_only=True),
-        P.ParamSpec('controller', 'average', 'Exposure controller.', choices=NODE_CONTROLLERS),
+        P.ParamSpec('controller', 'average', 'Exposure controller (a live controller of the '
+                    'registry).', choices=controller_names(live=True)),
         P.ParamSpec('model_path', '', 'Model file of a trained controller (*_nn); relative '
                     "names also look in the package's models/; empty = the controller's "
                     'shipped model (registry default_model).'),
@@ -389,7 +397,7 @@ class AutoExposureNode(LifecycleNode):
         if reason is None:
             reason = P.check_options(values, self.sensor)
         names = {p.name for p in params}
-        if reason is None and self._configured and names & CONTROLLER_PARAMS:
+        if reason is None and self._configured and names & controller_params():
             spec = get_spec(values['controller'])
             if spec.trained and not _model_path(values).is_file():
                 reason = (f'model file for {values["controller"]} not found: '
@@ -403,7 +411,7 @@ class AutoExposureNode(LifecycleNode):
     def _apply(self, params) -> None:
         with self._lock:
             self.values = P.read(self, self.specs)
-            if {p.name for p in params} & (CONTROLLER_PARAMS | self._option_names):
+            if {p.name for p in params} & (controller_params() | self._option_names):
                 self._dirty = True
             if self._det_pub is not None:
                 self._det_pub.score_threshold = self.values['detection_score_threshold']

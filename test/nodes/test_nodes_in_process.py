@@ -184,3 +184,65 @@ def test_camera_sim_replays_a_bag_with_its_labels(ros_side, tmp_path):
         side.executor.remove_node(looping)
         sim.destroy_node()
         looping.destroy_node()
+
+
+def test_controller_rebuild_runs_outside_the_lock_and_keeps_the_old_one_on_failure(ros_side):
+    """A slow model load must not block parameters and diagnostics; a bad one changes nothing."""
+    import threading
+
+    node = AutoExposureNode('ae_rebuild', context=ros_side.context, parameter_overrides=[
+        Parameter('driver_node', value='no_camera'),
+        Parameter('exposure_feedback_topic', value='')])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        old = node._controller
+        started, release = threading.Event(), threading.Event()
+        build = node._build_controller
+
+        def slow_build(values):
+            started.set()
+            assert release.wait(10.0)
+            return build(values)
+
+        node._build_controller = slow_build
+        node.set_parameters([Parameter('average_level', value=0.3)])
+        worker = threading.Thread(target=node._rebuild_if_dirty)
+        worker.start()
+        assert started.wait(10.0)
+        assert node._lock.acquire(timeout=2.0), 'the rebuild holds the node lock'
+        node._lock.release()
+        assert node.diagnostics().status  # answers while the model loads
+        release.set()
+        worker.join(10.0)
+        assert node._controller is not old and node._controller.level == 0.3
+        assert node._step.controller is node._controller
+        # a failing build keeps the running controller and says why
+        current = node._controller
+
+        def failing(values):
+            from neural_ae.core.errors import ModelError
+            raise ModelError('corrupt model file')
+
+        node._build_controller = failing
+        node._dirty = True
+        node._rebuild_if_dirty()
+        assert node._controller is current and 'corrupt model file' in node._last_error
+    finally:
+        node.destroy_node()
+
+
+def test_debug_image_has_its_own_period(ros_side):
+    node = AutoExposureNode('ae_debug_period', context=ros_side.context, parameter_overrides=[
+        Parameter('driver_node', value='no_camera'),
+        Parameter('exposure_feedback_topic', value=''),
+        Parameter('debug_image_period_s', value=30.0)])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node._debug_due() and not node._debug_due()  # first now, then not for 30 s
+        node.set_parameters([Parameter('debug_image_period_s', value=0.0)])
+        assert node._debug_due() and node._debug_due()
+        node.set_parameters([Parameter('publish_debug_image', value=False)])
+        assert not node._debug_due()
+        assert node._latencies_ms.maxlen == 100
+    finally:
+        node.destroy_node()
