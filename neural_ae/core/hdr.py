@@ -26,6 +26,8 @@ import math
 from pathlib import Path
 
 import cv2
+from neural_ae.core.checks import check_shape
+from neural_ae.core.color import srgb_decode, srgb_decode_derivative, srgb_encode
 from neural_ae.core.errors import HDRError
 import numpy as np
 import OpenEXR
@@ -34,13 +36,6 @@ logger = logging.getLogger(__name__)
 
 #: Rec. 709 / sRGB luminance weights for linear RGB.
 LUMA_RGB = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
-
-# sRGB constants: linear segment below _LIN_T (in linear units), power law above.
-_A = 0.055
-_SLOPE = 12.92
-_GAMMA = 2.4
-_LIN_T = 0.0031308
-_DISP_T = _LIN_T * _SLOPE  # 0.04044...: the same breakpoint in display units
 
 HDR_SUFFIXES = ('.hdr', '.pic', '.exr', '.npy', '.npz')
 
@@ -52,11 +47,10 @@ def tone_curve(x_linear):
     sRGB-like camera response: linear ``[0, 1]`` to display ``[0, 1]``.
 
     ``12.92 x`` below ``x = 0.0031308``, ``1.055 x^(1/2.4) - 0.055`` above; input is
-    clipped to ``[0, 1]`` first (the sensor saturates). Returns float32.
+    clipped to ``[0, 1]`` first (the sensor saturates). Returns float32
+    (:func:`neural_ae.core.color.srgb_encode`).
     """
-    x = np.clip(np.asarray(x_linear, dtype=np.float32), 0.0, 1.0)
-    hi = (1.0 + _A) * np.power(np.maximum(x, _LIN_T), 1.0 / _GAMMA) - _A
-    return np.where(x <= _LIN_T, x * _SLOPE, hi).astype(np.float32)
+    return srgb_encode(x_linear, np.float32)
 
 
 def inverse_tone_curve(j):
@@ -65,11 +59,10 @@ def inverse_tone_curve(j):
 
     ``j / 12.92`` below ``j = 12.92 * 0.0031308``, ``((j + 0.055) / 1.055)^2.4`` above.
     The breakpoint is the image of the forward one, so the two are inverses to float
-    precision on the whole interval. Returns float32.
+    precision on the whole interval. Returns float32
+    (:func:`neural_ae.core.color.srgb_decode`).
     """
-    j = np.clip(np.asarray(j, dtype=np.float32), 0.0, 1.0)
-    hi = np.power((np.maximum(j, _DISP_T) + _A) / (1.0 + _A), _GAMMA)
-    return np.where(j <= _DISP_T, j / _SLOPE, hi).astype(np.float32)
+    return srgb_decode(j, np.float32)
 
 
 def inverse_tone_curve_derivative(j):
@@ -79,10 +72,7 @@ def inverse_tone_curve_derivative(j):
     ``1 / 12.92`` on the linear segment, ``2.4 / 1.055 * ((j + 0.055) / 1.055)^1.4``
     above it. Returns float32.
     """
-    j = np.clip(np.asarray(j, dtype=np.float32), 0.0, 1.0)
-    hi = (_GAMMA / (1.0 + _A)) * np.power((np.maximum(j, _DISP_T) + _A) / (1.0 + _A),
-                                          _GAMMA - 1.0)
-    return np.where(j <= _DISP_T, 1.0 / _SLOPE, hi).astype(np.float32)
+    return srgb_decode_derivative(j, np.float32)
 
 
 def inverse_response_lut(inverse_response=None, levels: int = 256) -> np.ndarray:
@@ -229,9 +219,7 @@ def merge_brackets(images, exposure_times_s, gains=None, *, saturation: float = 
         raise HDRError(f'full_scale must be > 0; got {full_scale}')
     shape0 = np.shape(images[0])
     for i, im in enumerate(images):
-        shp = np.shape(im)
-        if len(shp) != 3 or shp[2] != 3:
-            raise HDRError(f'bracket {i} must have shape (H, W, 3); got {shp}')
+        shp = check_shape(im, ('H', 'W', 3), name=f'bracket {i}', error=HDRError)
         if shp != shape0:
             raise HDRError(f'bracket {i} has shape {shp}, bracket 0 has {shape0}')
 
@@ -415,8 +403,10 @@ def _as_rgb3(arr, path) -> np.ndarray:
         arr = np.repeat(arr, 3, axis=2)
     elif arr.ndim == 3 and arr.shape[2] == 4:
         arr = arr[..., :3]
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise HDRError(f'HDR data in {path} must have shape (H, W, 3); got {arr.shape}')
+    check_shape(arr, ('H', 'W', 3), name=f'HDR data in {path}', error=HDRError)
+    if arr.size == 0:
+        raise HDRError(f'HDR data in {path} must have shape (H, W, 3) with H, W >= 1; '
+                       f'got {arr.shape}')
     if not np.issubdtype(arr.dtype, np.number):
         raise HDRError(f'HDR data in {path} must be numeric; got dtype {arr.dtype}')
     return arr.astype(np.float32)
@@ -484,8 +474,7 @@ def write_hdr(path, radiance) -> Path:
     """
     p = Path(path)
     arr = np.asarray(radiance)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise HDRError(f'write_hdr needs radiance of shape (H, W, 3); got {arr.shape}')
+    check_shape(arr, ('H', 'W', 3), name='write_hdr radiance', error=HDRError)
     arr = arr.astype(np.float32)
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
         raise HDRError(f'write_hdr got non-finite or negative radiance for {p}; '

@@ -36,6 +36,7 @@ import functools
 import logging
 
 import cv2
+from neural_ae.core.checks import check_shape
 from neural_ae.core.errors import HistogramError, SensorError
 from neural_ae.core.sensor import first_green_offset
 import numpy as np
@@ -117,9 +118,7 @@ def green_plane(raw: np.ndarray, pattern: str = 'RGGB') -> np.ndarray:
 
     An odd frame's last row/column belongs to no complete cell and is dropped.
     """
-    if not isinstance(raw, np.ndarray) or raw.ndim != 2:
-        raise HistogramError(f'green_plane expects an (H, W) array, got '
-                             f'{getattr(raw, "shape", type(raw).__name__)}')
+    check_shape(raw, ('H', 'W'), name='green_plane', error=HistogramError, kind='array')
     try:
         dy, dx = first_green_offset(pattern)
     except SensorError as err:
@@ -130,12 +129,7 @@ def green_plane(raw: np.ndarray, pattern: str = 'RGGB') -> np.ndarray:
 
 def _validate_raw(raw) -> None:
     """Check ``raw`` is a 2-D integer array, or float with finite integer values."""
-    if not isinstance(raw, np.ndarray):
-        raise HistogramError(f'raw frame must be a numpy array (H, W), got '
-                             f'{type(raw).__name__}'
-                             + (f' of shape {tuple(raw.shape)}' if hasattr(raw, 'shape') else ''))
-    if raw.ndim != 2:
-        raise HistogramError(f'raw frame must be 2-D (H, W), got shape {raw.shape}')
+    check_shape(raw, ('H', 'W'), name='raw frame', error=HistogramError, kind='array')
     if raw.dtype.kind not in 'uif':
         raise HistogramError(f'raw frame must have an integer or float dtype, got {raw.dtype} '
                              f'(shape {raw.shape})')
@@ -319,11 +313,8 @@ def multiscale_histogram_torch(raw: torch.Tensor, bit_depth: int = 12, pattern: 
     (input gradients are ignored) and the function runs under ``torch.no_grad()``.
     Float input is checked for finite integer values, which costs one host sync.
     """
-    if not torch.is_tensor(raw):
-        raise HistogramError(f'raw must be a torch tensor (*, 1, H, W), got {type(raw).__name__}')
-    shape = tuple(raw.shape)
-    if raw.dim() < 3 or shape[-3] != 1:
-        raise HistogramError(f'raw must have shape (*, 1, H, W), got {shape}')
+    shape = check_shape(raw, ('*', 1, 'H', 'W'), name='raw', error=HistogramError,
+                        kind='tensor')
     if raw.dtype == torch.bool or raw.is_complex():
         raise HistogramError(f'raw must have an integer or float dtype, got {raw.dtype} '
                              f'(shape {shape})')

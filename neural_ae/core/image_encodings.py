@@ -10,13 +10,15 @@ messages), so both honour ``step`` (row padding) and ``is_bigendian`` the same w
   ``<8U|8S|16U|16S|32S|32F|64F>C<1-4>``;
 - :func:`decode_image`: message fields -> a fresh, native-endian, C-contiguous array of
   shape ``(H, W)`` (one channel) or ``(H, W, C)``;
-- :func:`srgb_to_linear`: the inverse sRGB transfer curve used for 8-bit colour data.
+- :func:`srgb_to_linear`: the inverse sRGB transfer curve used for 8-bit colour data
+  (:func:`neural_ae.core.color.srgb_decode` in float64).
 
 Errors are :class:`ImageLayoutError` with one-line messages naming the encoding and shape;
 callers re-raise them as their own subsystem's error.
 """
 import re
 
+from neural_ae.core.color import BAYER_PATTERNS, srgb_decode
 from neural_ae.core.errors import NeuralAEError
 import numpy as np
 
@@ -35,8 +37,6 @@ __all__ = [
 class ImageLayoutError(NeuralAEError, ValueError):
     """Image data that do not match their encoding, size or step."""
 
-
-BAYER_PATTERNS = ('RGGB', 'BGGR', 'GBRG', 'GRBG')
 
 _NAMED = {
     'mono8': (np.uint8, 1),
@@ -136,6 +136,10 @@ def decode_image(data, height: int, width: int, step: int, is_bigendian, dtype,
 
 
 def srgb_to_linear(values) -> np.ndarray:
-    """Inverse sRGB transfer curve (IEC 61966-2-1): encoded ``[0, 1]`` -> linear ``[0, 1]``."""
-    v = np.asarray(values, dtype=np.float64)
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    """
+    Inverse sRGB transfer curve (IEC 61966-2-1): encoded ``[0, 1]`` -> linear ``[0, 1]``.
+
+    Float64, not clipped (values outside ``[0, 1]`` follow the formulas); see
+    :func:`neural_ae.core.color.srgb_decode`.
+    """
+    return srgb_decode(values, np.float64, clip=False)

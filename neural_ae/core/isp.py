@@ -25,12 +25,13 @@ from dataclasses import dataclass
 import math
 from typing import Optional, Sequence, Union
 
+from neural_ae.core.checks import check_shape
+from neural_ae.core.color import BAYER_PATTERNS, bayer_sites
 from neural_ae.core.errors import NeuralAEError
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-BAYER_PATTERNS = ('RGGB', 'GRBG', 'GBRG', 'BGGR')
 IDENTITY_CCM = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 
 # Bilinear demosaicking kernels applied to each colour plane after masking the mosaic
@@ -52,14 +53,10 @@ class ISPError(NeuralAEError, ValueError):
 
 
 def _check_image(x, channels: int, name: str, allow_int: bool = False) -> None:
-    """Raise :class:`ISPError` unless ``x`` is a ``(*, channels, H, W)`` tensor."""
-    if not isinstance(x, torch.Tensor):
-        raise ISPError(f'{name}: expected a torch.Tensor, got {type(x).__name__}')
+    """Raise :class:`ISPError` unless ``x`` is a floating ``(*, channels, H, W)`` tensor."""
+    check_shape(x, ('*', channels, 'H', 'W'), name=name, error=ISPError, kind='tensor')
     if not (x.is_floating_point() or allow_int):
         raise ISPError(f'{name}: expected a floating point tensor, got dtype {x.dtype}')
-    if x.dim() < 3 or x.shape[-3] != channels:
-        raise ISPError(f'{name}: expected shape (*, {channels}, H, W), '
-                       f'got {tuple(x.shape)}')
 
 
 def _as_param_tensor(value: TensorLike, like: torch.Tensor, name: str) -> torch.Tensor:
@@ -129,6 +126,16 @@ class NormalizeRaw(nn.Module):
 # ------------------------------------------------------------------------- demosaic
 
 
+def _site_masks(pattern: str, height: int, width: int, dtype: torch.dtype,
+                device: Optional[torch.device]) -> torch.Tensor:
+    """``(3, H, W)`` 0/1 masks of each colour's sites, any ``H, W >= 1`` (odd included)."""
+    masks = torch.zeros(3, height, width, dtype=dtype, device=device)
+    for colour, sites in bayer_sites(pattern).items():
+        for dy, dx in sites:
+            masks[colour, dy::2, dx::2] = 1
+    return masks
+
+
 def bayer_masks(pattern: str, height: int, width: int, dtype: torch.dtype = torch.float32,
                 device: Optional[torch.device] = None) -> torch.Tensor:
     """
@@ -142,21 +149,24 @@ def bayer_masks(pattern: str, height: int, width: int, dtype: torch.dtype = torc
     if height < 2 or width < 2 or height % 2 or width % 2:
         raise ISPError(f'Bayer mosaics need even height and width >= 2, got '
                        f'(H, W) = ({height}, {width})')
-    tile = torch.zeros(3, 2, 2, dtype=dtype, device=device)
-    for k, colour in enumerate(pattern):
-        tile['RGB'.index(colour), k // 2, k % 2] = 1.0
-    return tile.repeat(1, height // 2, width // 2)
+    return _site_masks(pattern, height, width, dtype, device)
 
 
 def mosaic(rgb: torch.Tensor, pattern: str = 'RGGB') -> torch.Tensor:
     """
     Sample an RGB image with a Bayer colour filter array (the inverse of a demosaic).
 
-    :param rgb: ``(*, 3, H, W)`` float image, any units; H and W even.
-    :return: ``(*, 1, H, W)`` mosaic in the same units.
+    A sum of masked channels, so it is differentiable and gradients reach every sampled
+    pixel. This is the one torch mosaic (:func:`neural_ae.core.sensor.mosaic_torch` calls
+    it); the numpy one is :func:`neural_ae.core.sensor.mosaic`.
+
+    :param rgb: ``(*, 3, H, W)`` image, any units and dtype, any ``H, W`` (odd ones
+        included: the last partial 2x2 cell keeps the sites that fall inside).
+    :return: ``(*, 1, H, W)`` mosaic in the same units and dtype.
     """
-    _check_image(rgb, 3, 'mosaic')
-    masks = bayer_masks(pattern, rgb.shape[-2], rgb.shape[-1], rgb.dtype, rgb.device)
+    _check_image(rgb, 3, 'mosaic', allow_int=True)
+    _check_pattern(pattern)
+    masks = _site_masks(pattern, rgb.shape[-2], rgb.shape[-1], rgb.dtype, rgb.device)
     return (rgb * masks).sum(dim=-3, keepdim=True)
 
 
@@ -222,9 +232,7 @@ def white_balance(rgb: torch.Tensor, gains: TensorLike) -> torch.Tensor:
     """
     _check_image(rgb, 3, 'white_balance')
     gains = _as_param_tensor(gains, rgb, 'white_balance gains')
-    if gains.dim() < 1 or gains.shape[-1] != 3:
-        raise ISPError(f'white_balance: gains must have shape (3,) or (*, 3), '
-                       f'got {tuple(gains.shape)}')
+    check_shape(gains, ('*', 3), name='white_balance gains', error=ISPError)
     try:
         return rgb * gains[..., :, None, None]
     except RuntimeError as err:
@@ -275,9 +283,7 @@ def color_correction(rgb: torch.Tensor, ccm: TensorLike) -> torch.Tensor:
     """
     _check_image(rgb, 3, 'color_correction')
     ccm = _as_param_tensor(ccm, rgb, 'color_correction ccm')
-    if ccm.dim() < 2 or ccm.shape[-2:] != (3, 3):
-        raise ISPError(f'color_correction: ccm must have shape (3, 3) or (*, 3, 3), '
-                       f'got {tuple(ccm.shape)}')
+    check_shape(ccm, ('*', 3, 3), name='color_correction ccm', error=ISPError)
     try:
         return torch.einsum('...ck,...khw->...chw', ccm, rgb)
     except RuntimeError as err:
@@ -291,8 +297,7 @@ class ColorCorrection(nn.Module):
     def __init__(self, ccm: Sequence[Sequence[float]] = IDENTITY_CCM, learnable: bool = False):
         super().__init__()
         ccm = torch.as_tensor(ccm, dtype=torch.float32)
-        if ccm.shape != (3, 3):
-            raise ISPError(f'ColorCorrection: ccm must be 3x3, got shape {tuple(ccm.shape)}')
+        check_shape(ccm, (3, 3), name='ColorCorrection ccm', error=ISPError)
         if learnable:
             self.ccm = nn.Parameter(ccm)
         else:

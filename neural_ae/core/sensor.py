@@ -24,7 +24,9 @@ import math
 from pathlib import Path
 from typing import Optional, Union
 
-from neural_ae.core import hdr
+from neural_ae.core import hdr, isp
+from neural_ae.core.checks import check_shape
+from neural_ae.core.color import BAYER_PATTERNS, bayer_sites
 from neural_ae.core.errors import ConfigError, HDRError, SensorError
 from neural_ae.core.paths import config_dir
 import numpy as np
@@ -34,7 +36,6 @@ import yaml
 
 LOG = logging.getLogger(__name__)
 
-BAYER_PATTERNS = ('RGGB', 'GRBG', 'GBRG', 'BGGR')
 T_MAX_S = 0.015
 """Longest exposure time before gain is raised (paper Sec. 4.4, ``T_max = 15 ms``)."""
 
@@ -146,11 +147,7 @@ def _bayer_offsets(pattern: str) -> dict:
     """Map colour index (0=R, 1=G, 2=B) to the (row, col) offsets inside the 2x2 cell."""
     if pattern not in BAYER_PATTERNS:
         raise SensorError(f'unknown Bayer pattern {pattern!r}; expected one of {BAYER_PATTERNS}')
-    idx = {'R': 0, 'G': 1, 'B': 2}
-    out = {0: [], 1: [], 2: []}
-    for k, ch in enumerate(pattern):
-        out[idx[ch]].append((k // 2, k % 2))
-    return out
+    return bayer_sites(pattern)
 
 
 def first_green_offset(pattern: str = 'RGGB') -> tuple:
@@ -164,9 +161,7 @@ def mosaic(rgb: np.ndarray, pattern: str = 'RGGB') -> np.ndarray:
 
     Returns ``(H, W)`` of the same dtype; any ``H, W`` (odd included) works.
     """
-    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise SensorError(f'mosaic expects an (H, W, 3) array, got '
-                          f'{getattr(rgb, "shape", type(rgb).__name__)}')
+    check_shape(rgb, ('H', 'W', 3), name='mosaic', error=SensorError, kind='array')
     out = np.empty(rgb.shape[:2], dtype=rgb.dtype)
     for c, offs in _bayer_offsets(pattern).items():
         for dy, dx in offs:
@@ -178,17 +173,13 @@ def mosaic_torch(rgb: torch.Tensor, pattern: str = 'RGGB') -> torch.Tensor:
     """
     Sample ``(*, 3, H, W)`` RGB with a Bayer CFA into ``(*, 1, H, W)`` (differentiable).
 
-    Implemented as a sum of masked channels so gradients reach every sampled pixel.
+    :func:`neural_ae.core.isp.mosaic` (a sum of masked channels, so gradients reach every
+    sampled pixel; any ``H, W`` and dtype), with bad input reported as
+    :class:`SensorError`.
     """
-    if not torch.is_tensor(rgb) or rgb.dim() < 3 or rgb.shape[-3] != 3:
-        raise SensorError(f'mosaic_torch expects (*, 3, H, W), got '
-                          f'{tuple(rgb.shape) if torch.is_tensor(rgb) else type(rgb).__name__}')
-    h, w = rgb.shape[-2:]
-    mask = torch.zeros(3, h, w, dtype=rgb.dtype, device=rgb.device)
-    for c, offs in _bayer_offsets(pattern).items():
-        for dy, dx in offs:
-            mask[c, dy::2, dx::2] = 1
-    return (rgb * mask).sum(dim=-3, keepdim=True)
+    check_shape(rgb, ('*', 3, 'H', 'W'), name='mosaic_torch', error=SensorError, kind='tensor')
+    _bayer_offsets(pattern)
+    return isp.mosaic(rgb, pattern)
 
 
 # --------------------------------------------------------------------------- exposure split
@@ -289,9 +280,8 @@ def e_base_s(phi: np.ndarray, sensor: SensorConfig, target_fraction: float = 0.5
 
 
 def _check_phi(phi, name='phi'):
-    if not isinstance(phi, np.ndarray) or phi.ndim != 2:
-        raise SensorError(f'{name} must be an (H, W) array of e-/s, got '
-                          f'{getattr(phi, "shape", type(phi).__name__)}')
+    """Raise :class:`SensorError` unless ``phi`` is a non-empty ``(H, W)`` numpy array."""
+    check_shape(phi, ('H', 'W'), name=f'{name} [e-/s]', error=SensorError, kind='array')
     if phi.size == 0:
         raise SensorError(f'{name} is empty: shape {phi.shape}')
 
@@ -433,9 +423,8 @@ def capture_torch(phi: torch.Tensor, e_s: torch.Tensor, sensor: SensorConfig,
     Shot noise is a Gaussian with Poisson variance (reparameterised), so gradients reach
     ``e_s`` and ``phi`` through both the mean and the noise amplitude.
     """
-    if not torch.is_tensor(phi) or phi.dim() < 3 or phi.shape[-3] != 1:
-        raise SensorError(f'capture_torch expects phi of shape (*, 1, H, W), got '
-                          f'{tuple(phi.shape) if torch.is_tensor(phi) else type(phi).__name__}')
+    check_shape(phi, ('*', 1, 'H', 'W'), name='capture_torch phi [e-/s]', error=SensorError,
+                kind='tensor')
     e_s = torch.as_tensor(e_s, dtype=phi.dtype, device=phi.device)
     batch = phi.shape[:-3]
     if e_s.dim() > 0 and tuple(e_s.shape) != tuple(batch):

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Optional, Union
 
+from neural_ae.core.checks import check_shape
 from neural_ae.core.controllers.base import Controller, ControllerOptions
 from neural_ae.core.controllers.registry import ControllerSpec, register
 from neural_ae.core.errors import ControllerError, HistogramError, ModelError
@@ -78,9 +79,8 @@ def features_tensor(features, device='cpu') -> torch.Tensor:
                               f'{type(features).__name__}')
     if features.dim() == 3:
         features = features.unsqueeze(0)
-    if features.dim() != 4 or features.shape[0] != 1:
-        raise ControllerError(f'features must have shape (128, h, w) or (1, 128, h, w), got '
-                              f'{tuple(features.shape)}')
+    check_shape(features, (1, 'C', 'h', 'w'), name='features (a (C, h, w) map is batch 1)',
+                error=ControllerError)
     return features.to(device=device, dtype=torch.float32)
 
 

@@ -17,6 +17,7 @@ the current one, squashed into ``[1 / M_exp, M_exp]`` by Eq. 4 (:func:`exposure_
 import math
 from typing import Optional, Sequence
 
+from neural_ae.core.checks import check_shape
 from neural_ae.core.errors import ModelError
 import torch
 from torch import nn
@@ -94,9 +95,8 @@ class HistogramBranch(nn.Module):
     def check_input(hist) -> torch.Tensor:
         """Raise :class:`ExposureNetError` unless ``hist`` is ``(B, 256, 59)`` float."""
         _check_tensor(hist, 'histogram branch')
-        if hist.dim() != 3 or tuple(hist.shape[1:]) != (NUM_BINS, NUM_REGIONS):
-            raise ExposureNetError(f'histogram branch: expected histograms of shape '
-                                   f'(B, {NUM_BINS}, {NUM_REGIONS}), got {tuple(hist.shape)}')
+        check_shape(hist, ('B', NUM_BINS, NUM_REGIONS), name='histogram branch histograms',
+                    error=ExposureNetError)
         return hist
 
     def features(self, hist: torch.Tensor) -> torch.Tensor:
@@ -143,7 +143,9 @@ class SemanticBranch(nn.Module):
     def check_input(self, fmap) -> torch.Tensor:
         """Raise :class:`ExposureNetError` unless ``fmap`` is ``(B, in_channels, h, w)``."""
         _check_tensor(fmap, 'semantic branch')
-        if fmap.dim() != 4 or fmap.shape[1] != self.in_channels or min(fmap.shape[2:]) < 1:
+        check_shape(fmap, ('B', self.in_channels, 'h', 'w'),
+                    name='semantic branch backbone features', error=ExposureNetError)
+        if min(fmap.shape[2:]) < 1:
             raise ExposureNetError(f'semantic branch: expected backbone features of shape '
                                    f'(B, {self.in_channels}, h, w), got {tuple(fmap.shape)}')
         return fmap
