@@ -64,7 +64,7 @@ def _under(name: str, prefix: str) -> bool:
 
 
 def violations(module: str, imports: set) -> list:
-    """``(module, imported, rule prefix)`` for every forbidden import."""
+    """Return ``(module, imported, rule prefix)`` for every forbidden import."""
     out = []
     for layer, forbidden in RULES:
         if not _under(module, layer):

@@ -53,7 +53,7 @@ class StepResult:
 
     @property
     def command(self) -> ExposureSetting:
-        """The setting to send to the camera."""
+        """Return the setting to send to the camera."""
         return self.decision.setting
 
 
