@@ -39,6 +39,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from neural_ae.core.classes import CLASSES
 from neural_ae.core.errors import ModelError
 import torch
 from torch import nn
@@ -48,9 +49,6 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.resnet import BasicBlock, conv1x1
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
-
-CLASSES = ('bike', 'bus_truck', 'car_van', 'person', 'traffic_light', 'traffic_sign')
-"""The paper's six classes; label ``i + 1`` is ``CLASSES[i]``, label 0 is background."""
 
 NORMS = ('group', 'batch')
 Images = Union[torch.Tensor, Sequence[torch.Tensor]]
@@ -116,6 +114,24 @@ class DetectorConfig:
     @property
     def layer2_channels(self) -> int:
         return self.widths[2]
+
+
+def detector_config_for(height: int, width: int, overrides: Optional[dict] = None
+                        ) -> DetectorConfig:
+    """
+    :class:`DetectorConfig` for ``height x width`` [px] frames plus ``overrides``.
+
+    The input size defaults to the frame size (``min_size = min(h, w)``, ``max_size =
+    max(h, w)``); ``overrides`` (e.g. the ``detector:`` mapping of a training config,
+    lists allowed for tuples) wins. Raises ``TypeError`` / :class:`DetectorError` for
+    unknown keys or bad values.
+    """
+    def tupled(v):
+        return tuple(tupled(x) for x in v) if isinstance(v, list) else v
+
+    values = {'min_size': min(int(height), int(width)), 'max_size': max(int(height), int(width))}
+    values.update(overrides or {})
+    return DetectorConfig(**{k: tupled(v) for k, v in values.items()})
 
 
 def _group_count(channels: int, target: int) -> int:
