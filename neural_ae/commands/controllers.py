@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
         'temporal metrics table and exposure plot',
         description='Run exposure controllers in closed loop (simulated IMX249 capture) on a '
         'procedural HDR sequence; print convergence, overshoot, oscillation, flicker and '
-        'saturation figures (definitions: neural_ae.core.metrics_temporal) and plot exposure '
+        'saturation figures (definitions: neural_ae.core.metrics.temporal) and plot exposure '
         'over time.')
     p.add_argument('--sequence', default='tunnel_exit',
                    help='sequence scenario (see neural_ae.core.scenes.SEQUENCE_SCENARIOS)')
@@ -111,7 +111,7 @@ def run(args) -> int:
     import torch
     from neural_ae.core.closed_loop import run_closed_loop
     from neural_ae.core.controllers import ControllerOptions, make_controller
-    from neural_ae.core.metrics_temporal import find_events, temporal_metrics
+    from neural_ae.core.metrics.temporal import find_events, temporal_metrics
     from neural_ae.core.scenes import generate_sequence
     from neural_ae.core.sensor import load_sensor
 

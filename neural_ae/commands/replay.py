@@ -12,7 +12,7 @@ Outputs:
   command, target, flags, raw statistics) and on ``/replay/detections`` (detector boxes
   when ``--detector`` is given; ``{"detector": null, "detections": []}`` otherwise);
 - a metrics JSON (``--metrics``, default ``<output>.metrics.json``): temporal metrics of
-  :func:`neural_ae.core.metrics_temporal.temporal_metrics`, timing and run settings.
+  :func:`neural_ae.core.metrics.temporal.temporal_metrics`, timing and run settings.
 
 A corrupt or truncated input bag ends the replay at the last readable frame: everything
 replayed so far is written (bag and metrics, ``"error"`` set), then the command fails with

@@ -41,7 +41,7 @@ def run(args) -> int:
     from neural_ae.core.training.engine import evaluate_checkpoint, train
 
     if args.verify:
-        from neural_ae.core.training.engine import compare_fingerprint
+        from neural_ae.core.training.checkpoints import compare_fingerprint
 
         res = compare_fingerprint(args.verify)
         now = res['now']

@@ -12,7 +12,7 @@ Frames are :class:`~neural_ae.core.scenes.Scene`-like objects (``.radiance`` ``(
 in e-/s, optional ``.meta`` dict) or bare arrays (``(H, W, 3)`` radiance or ``(H, W)``
 Bayer irradiance). The scenes' ``meta['illumination_scale']`` (light at the camera)
 and ``meta['event']`` (a label such as ``'inside'`` or ``'exiting'``) are recorded per
-frame when present; :mod:`neural_ae.core.metrics_temporal` finds illumination steps in
+frame when present; :mod:`neural_ae.core.metrics.temporal` finds illumination steps in
 them (or in the radiance when there is no meta).
 """
 from collections import deque

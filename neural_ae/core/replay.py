@@ -49,7 +49,7 @@ class ReplayRun:
 
 
 def _temporal_metrics(result):
-    from neural_ae.core.metrics_temporal import temporal_metrics
+    from neural_ae.core.metrics.temporal import temporal_metrics
 
     return temporal_metrics(result)
 

@@ -6,7 +6,7 @@ import cv2
 from neural_ae.core.closed_loop import ClosedLoopResult, run_closed_loop
 from neural_ae.core.controllers import (AverageController, ControllerOptions, ExposureSetting,
                                         make_controller, well_exposed_score)
-from neural_ae.core.metrics_temporal import find_events, segment_metrics, temporal_metrics
+from neural_ae.core.metrics.temporal import find_events, segment_metrics, temporal_metrics
 from neural_ae.core.sensor import load_sensor
 import numpy as np
 import pytest

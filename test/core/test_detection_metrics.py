@@ -2,8 +2,8 @@
 import math
 
 from neural_ae.core.errors import EvaluationError
-from neural_ae.core.evaluation.detection_metrics import (average_precision_50, CLASSES,
-                                                         DetectionAccumulator, format_ap)
+from neural_ae.core.metrics.detection import (average_precision_50, CLASSES,
+                                              DetectionAccumulator, format_ap)
 import numpy as np
 import pytest
 import torch

@@ -216,7 +216,7 @@ def test_missing_checkpoints_give_a_clear_message(tmp_path, capsys):
 
 
 def test_fallbacks_are_reported_loudly(tmp_path):
-    from neural_ae.core.training.engine import checkpoint_dict, save_checkpoint
+    from neural_ae.core.training.checkpoints import checkpoint_dict, save_checkpoint
     from neural_ae.core.training.pipeline import ExposurePipeline
 
     cfg = TrainConfig(name='avg_tiny', ae='average', height=H, width=W,

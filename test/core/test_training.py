@@ -13,7 +13,7 @@ from neural_ae import cli
 from neural_ae.core import sensor as S
 from neural_ae.core.errors import ConfigError, TrainingError
 from neural_ae.core.scenes import export_brackets, generate_pair, to_coco
-from neural_ae.core.training import engine
+from neural_ae.core.training import checkpoints, engine
 from neural_ae.core.training.config import config_from_dict, load_config, TrainConfig
 from neural_ae.core.training.data import (BracketPairs, collate, HDRBagPairs, ProceduralPairs,
                                           TwoFrameExamples)
@@ -196,7 +196,7 @@ def test_training_writes_log_checkpoints_curve_and_val_map(full_run, work):
     assert [s['global_step'] for s in steps] == [1, 2, 3, 4]
     assert all(math.isfinite(s['loss']) for s in steps)
     assert set(summary['last_eval']['summary']) == {'x1', 'x10', 'x0.1', 'ae'}
-    ck = engine.load_checkpoint(out / 'final.pt')
+    ck = checkpoints.load_checkpoint(out / 'final.pt')
     assert ck['epoch'] == 2 and ck['optimizer'] and ck['scheduler'] and ck['rng']
     assert set(ck['rng'][0]) >= {'torch', 'numpy', 'python'}
     assert ck['mode'] == 'hybrid' and 'head.weight' in ck['state_dict']
@@ -207,13 +207,14 @@ def test_neural_controller_loads_the_trained_checkpoint(full_run, work):
     from neural_ae.core.controllers.neural import load_exposure_model
 
     net = load_exposure_model(work / 'a' / 'model.pt', 'hybrid')
-    ck = engine.load_checkpoint(work / 'a' / 'model.pt')
+    ck = checkpoints.load_checkpoint(work / 'a' / 'model.pt')
     for k, v in net.state_dict().items():
         assert torch.equal(v, ck['state_dict'][k])
 
 
 def test_checkpoint_round_trip_in_a_fresh_process(full_run, work):
-    code = ('import json, sys; from neural_ae.core.training.engine import compare_fingerprint;'
+    code = ('import json, sys;'
+            'from neural_ae.core.training.checkpoints import compare_fingerprint;'
             'r = compare_fingerprint(sys.argv[1]);'
             'print(json.dumps({"diff": r["max_abs_diff"], "same": r["identical"], '
             '"n": int(r["now"]["scores"].numel())}))')
@@ -234,8 +235,8 @@ def test_resume_continues_at_the_right_epoch_with_the_same_rng(full_run, work):
     assert [s['global_step'] for s in b] == [3, 4] and [s['epoch'] for s in b] == [2, 2]
     for x, y in zip(a[2:], b):
         assert x['loss'] == y['loss'] and x['log10_u_mean'] == y['log10_u_mean']
-    wa = engine.load_checkpoint(work / 'a' / 'final.pt')['model']
-    wb = engine.load_checkpoint(work / 'b' / 'final.pt')['model']
+    wa = checkpoints.load_checkpoint(work / 'a' / 'final.pt')['model']
+    wb = checkpoints.load_checkpoint(work / 'b' / 'final.pt')['model']
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
@@ -282,8 +283,8 @@ def test_neural_controller_loader_reads_feature_dim_of_training_checkpoints(tmp_
     sensor = S.load_sensor('imx249')
     cfg = config_from_dict(tiny(tmp_path, ae='histogram', ae_feature_dim=16))
     pipe = ExposurePipeline(cfg, sensor)
-    ck = engine.checkpoint_dict(pipe, cfg, slim=True)
-    path = engine.save_checkpoint(tmp_path / 'm.pt', ck)
+    ck = checkpoints.checkpoint_dict(pipe, cfg, slim=True)
+    path = checkpoints.save_checkpoint(tmp_path / 'm.pt', ck)
     net = load_exposure_model(path, 'histogram')
     assert net.feature_dim == 16
     assert all(torch.equal(v, pipe.ae.state_dict()[k]) for k, v in net.state_dict().items())
@@ -294,7 +295,7 @@ def test_resume_inside_an_epoch_after_max_minutes_stop(full_run, work):
     stop = engine.train(cfg, work / 'c', max_minutes=1e-9, progress=False)
     assert stop['stopped_by_time'] and stop['epochs_completed'] == 0
     assert stop['step_in_epoch'] == 1
-    ck = engine.load_checkpoint(work / 'c' / 'final.pt')
+    ck = checkpoints.load_checkpoint(work / 'c' / 'final.pt')
     assert (ck['epoch'], ck['step_in_epoch']) == (0, 1)
     engine.train(cfg, work / 'd', resume=str(work / 'c' / 'final.pt'), progress=False)
     a = _steps(work / 'a' / 'metrics.jsonl')

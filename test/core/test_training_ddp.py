@@ -11,7 +11,8 @@ import socket
 import subprocess
 import sys
 
-from neural_ae.core.training import engine
+from neural_ae.core import sensor as S
+from neural_ae.core.training import checkpoints
 from neural_ae.core.training.config import config_from_dict
 from neural_ae.core.training.pipeline import ExposurePipeline
 import pytest
@@ -52,8 +53,8 @@ def test_two_process_torchrun_gloo_identical_weights(tmp_path):
     assert len(hashes) == 2 and hashes[0] == hashes[1]
     steps = [r for r in end if r['type'] == 'step']
     assert [r['global_step'] for r in steps] == [1, 2]        # rank 0 alone logged
-    ck = engine.load_checkpoint(out / 'final.pt')
-    sensor = engine.S.sensor_from_dict(ck['sensor'])
+    ck = checkpoints.load_checkpoint(out / 'final.pt')
+    sensor = S.sensor_from_dict(ck['sensor'])
     pipe = ExposurePipeline(config_from_dict(ck['config']), sensor)
     pipe.load_state_dict(ck['model'])
-    assert engine.state_hash(pipe) == hashes[0]
+    assert checkpoints.state_hash(pipe) == hashes[0]

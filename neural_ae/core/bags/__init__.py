@@ -1,10 +1,10 @@
 """
 rosbag2 read/write through the ``rosbags`` library (ROS-free).
 
-Modules: :mod:`~neural_ae.core.bags.reader` (:func:`open_hdr_bag`, :class:`HDRBag`,
-:func:`decode_radiance`), :mod:`~neural_ae.core.bags.writer` (:class:`HDRBagWriter`),
-:mod:`~neural_ae.core.bags.labels` (COCO ``labels.json``), :mod:`~neural_ae.core.bags.
-salvage` (damaged MCAP files) and :mod:`~neural_ae.core.bags.common` (topics, types).
+Modules: ``reader`` (:func:`open_hdr_bag`, :class:`HDRBag`, :func:`decode_radiance`),
+``writer`` (:class:`HDRBagWriter`), ``labels`` (COCO ``labels.json``), ``salvage``
+(damaged MCAP files) and ``common`` (topics, message types, JSON); this package
+re-exports the public names, so ``from neural_ae.core.bags import ...`` is the API.
 
 Message types come from rosbags' own typestore (ROS 2 kilted), never from the ROS message
 packages, so this module works without a ROS install.

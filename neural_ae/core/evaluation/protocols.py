@@ -11,7 +11,7 @@ training pipeline", which applies the network's ``u`` directly; so the neural co
 run here with ``smoothing='none'`` (one full step, ``mu = 0``); Eq. 5's EMA is a run-time
 filter and is evaluated by the drive protocol. Every pair is used as is and
 horizontally flipped (its own ``kappa`` draw); AP at IoU 0.5 per class and mAP come from
-:mod:`neural_ae.core.evaluation.detection_metrics` (faster-coco-eval) per repeat;
+:mod:`neural_ae.core.metrics.detection` (faster-coco-eval) per repeat;
 ``repeats`` repeats draw new ``kappa`` values and new sensor noise; the tables give the
 mean and the sample standard deviation (``ddof = 1``) over the repeats.
 
@@ -38,7 +38,7 @@ add up to the pooled AP exactly, the oracle's mAP is a ceiling in practice, not 
 held-out scene whose illumination steps x10 up and back down) run in closed loop
 (:func:`neural_ae.core.closed_loop.run_closed_loop`); the method's detector runs on
 every frame as captured (one backbone pass also feeds the semantic/hybrid controller),
-giving mAP over all frames, and :func:`neural_ae.core.metrics_temporal.temporal_metrics`
+giving mAP over all frames, and :func:`neural_ae.core.metrics.temporal.temporal_metrics`
 gives convergence, overshoot, oscillation and flicker. Neural controllers run once per
 smoothing (``'ema'``, Eq. 5 with ``mu = 0.9``, and ``'adaptive'``). The drive oracle sweeps
 (noiseless renderings, :class:`DetectorOracle`) around each frame's ``e_base``.
@@ -63,7 +63,7 @@ from neural_ae.core import sensor as S
 from neural_ae.core.controllers import ControllerOptions, ExposureSetting, make_controller
 from neural_ae.core.controllers.oracle import OracleController
 from neural_ae.core.errors import EvaluationError, SensorError, TrainingError
-from neural_ae.core.evaluation.detection_metrics import CLASSES, DetectionAccumulator
+from neural_ae.core.metrics.detection import CLASSES, DetectionAccumulator
 from neural_ae.core.models.perception import Perception
 import numpy as np
 import torch
@@ -189,13 +189,13 @@ def discover_checkpoints(models_dir, explicit: Optional[Dict[str, str]] = None) 
     """
     Map training ``ae`` mode -> :class:`CheckpointInfo` for the checkpoints in a folder.
 
-    Reads every ``*.pt`` under ``models_dir`` with the training engine's loader (files
+    Reads every ``*.pt`` under ``models_dir`` with the training checkpoint loader (files
     that are not training checkpoints are skipped with a log line); ``explicit`` maps a
     controller name to a checkpoint path and wins. Several checkpoints of one mode: the
     first by file name is used and the others are listed in ``'_ignored'``.
     """
     from neural_ae.core.training.config import config_from_dict
-    from neural_ae.core.training.engine import load_checkpoint
+    from neural_ae.core.training.checkpoints import load_checkpoint
 
     found, ignored, unreadable = {}, [], []
 
@@ -283,7 +283,7 @@ def build_methods(models_dir, names: Sequence[str] = METHODS, sensor=None, devic
     pipeline for every method (mechanics runs only).
     """
     from neural_ae.core.training.config import TrainConfig
-    from neural_ae.core.training.engine import load_pipeline
+    from neural_ae.core.training.checkpoints import load_pipeline
     from neural_ae.core.training.pipeline import ExposurePipeline
 
     sensor = sensor or S.load_sensor('imx249')
@@ -689,7 +689,7 @@ def step_drive(seed: int, n_frames: int = 60, factor: float = 10.0, height: int 
 
     Frames ``[0, n/3)`` at the scene's light, ``[n/3, 2n/3)`` at ``factor`` times it,
     the rest back at 1x; ``meta['illumination_scale']`` carries the steps, so
-    :func:`~neural_ae.core.metrics_temporal.find_events` finds two events of
+    :func:`~neural_ae.core.metrics.temporal.find_events` finds two events of
     ``log2(factor)`` EV each.
     """
     from neural_ae.core.scenes import generate_scene
@@ -805,7 +805,7 @@ def run_drive(drive: Drive, method: Optional[Method], sensor=None,
     'result': ClosedLoopResult, 'detections': [dets per frame], 'raws': list or None}``.
     """
     from neural_ae.core.closed_loop import run_closed_loop
-    from neural_ae.core.metrics_temporal import temporal_metrics
+    from neural_ae.core.metrics.temporal import temporal_metrics
 
     sensor = sensor or S.load_sensor('imx249')
     frames = drive.frames
@@ -895,19 +895,6 @@ def run_drive_protocol(drives: Sequence[Drive], methods: Sequence[Method], senso
 # --------------------------------------------------------------------------- bags
 
 
-def _resize(rad: np.ndarray, boxes: np.ndarray, height: int, width: int) -> tuple:
-    import cv2
-
-    h, w = rad.shape[:2]
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
-    if (h, w) == (height, width):
-        return rad, boxes
-    rad = cv2.resize(rad, (width, height), interpolation=cv2.INTER_AREA)
-    boxes[:, [0, 2]] *= width / w
-    boxes[:, [1, 3]] *= height / h
-    return rad, boxes
-
-
 def load_bag_frames(path, height: int = 0, width: int = 0, sensor=None,
                     topic: Optional[str] = None, max_frames: Optional[int] = None) -> Drive:
     """
@@ -917,6 +904,7 @@ def load_bag_frames(path, height: int = 0, width: int = 0, sensor=None,
     COCO image are unlabelled (left out of the AP).
     """
     from neural_ae.core.bags import open_hdr_bag, RADIANCE_TOPIC
+    from neural_ae.core.imageops import resize_with_boxes
 
     sensor = sensor or S.load_sensor('imx249')
     bag = open_hdr_bag(path, topic=topic or RADIANCE_TOPIC)
@@ -941,7 +929,7 @@ def load_bag_frames(path, height: int = 0, width: int = 0, sensor=None,
         boxes = np.array([b for b, _ in items], np.float32).reshape(-1, 4)
         labels = np.array([c for _, c in items], np.int64)
         h, w = (height or rad.shape[0]), (width or rad.shape[1])
-        rad, boxes = _resize(rad, boxes, h, w)
+        rad, boxes = resize_with_boxes(rad, boxes, h, w)
         keep = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
         phi = S.mosaic(np.ascontiguousarray(rad, np.float32), sensor.bayer_pattern)
         frames.append(Frame(phi, boxes[keep], labels[keep], {'frame_index': k}, labelled))

@@ -21,9 +21,9 @@ from pathlib import Path
 import shutil
 from typing import Optional
 
-from neural_ae.core.evaluation.detection_metrics import CLASSES
 from neural_ae.core.evaluation.protocols import BASELINES, method_label
 from neural_ae.core.jsonsafe import json_safe
+from neural_ae.core.metrics.detection import CLASSES
 import numpy as np
 
 TARGET_MARGIN_K10 = 6.0
@@ -336,7 +336,7 @@ def plot_shift(shift: dict, path: Path) -> Path:
 
 def plot_drive_exposure(drive: dict, path: Path) -> Path:
     """Exposure in force per frame for every run of one drive, with mid-grey and events."""
-    from neural_ae.core.metrics_temporal import find_events
+    from neural_ae.core.metrics.temporal import find_events
 
     plt = _plt()
     runs = drive['runs']
@@ -374,7 +374,7 @@ def plot_drive_exposure(drive: dict, path: Path) -> Path:
 
 def grid_frame_index(drive: dict, after: int = 2) -> int:
     """Frame shown in the grid: ``after`` frames after the first illumination event."""
-    from neural_ae.core.metrics_temporal import find_events
+    from neural_ae.core.metrics.temporal import find_events
 
     first = next(iter(drive['runs'].values()))['result']
     events = find_events(first)
@@ -518,7 +518,7 @@ def write_report(out_dir, context: dict, shift: Optional[dict] = None,
                f'smoothing ({", ".join(drives["smoothings"])}; options '
                f'{drives["smoothing_options"]}); baselines with their own update laws. mAP '
                f'over all frames as captured; temporal metrics from '
-               f'`neural_ae.core.metrics_temporal` (conv = worst event, frames until within '
+               f'`neural_ae.core.metrics.temporal` (conv = worst event, frames until within '
                f'1/3 EV of the settled exposure for good; osc = sign changes of the error; '
                f'flicker = std of log2 exposure over settled frames).', '',
                drive_table_md(drives), '']

@@ -37,12 +37,12 @@ import os
 from pathlib import Path
 from typing import Optional
 
-import cv2
 from neural_ae.core import sensor as S
 from neural_ae.core.errors import ConfigError, HDRError
+from neural_ae.core.imageops import resize_with_boxes
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 LOG = logging.getLogger(__name__)
 
@@ -62,17 +62,6 @@ def _unpack(arr: np.ndarray, scale: float) -> np.ndarray:
     return arr.astype(np.float32) * np.float32(scale)
 
 
-def _resize(rad: np.ndarray, boxes: np.ndarray, height: int, width: int) -> tuple:
-    h, w = rad.shape[:2]
-    if (h, w) == (height, width):
-        return rad, boxes
-    out = cv2.resize(rad, (width, height), interpolation=cv2.INTER_AREA)
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
-    boxes[:, [0, 2]] *= width / w
-    boxes[:, [1, 3]] *= height / h
-    return out, boxes
-
-
 def _clean_boxes(boxes, labels, height: int, width: int, min_size: float = 1.0) -> tuple:
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
     labels = np.asarray(labels, np.int64).reshape(-1)
@@ -85,7 +74,20 @@ def _clean_boxes(boxes, labels, height: int, width: int, min_size: float = 1.0) 
 # --------------------------------------------------------------------------- sources
 
 
-class ProceduralPairs(Dataset):
+class PairSource(Dataset):
+    """
+    Base of the two-frame sources: a dataset of pair records with :meth:`prepare`.
+
+    The training engine calls :meth:`prepare` (rank 0, before any other rank reads)
+    on every source; a source that needs nothing prepared keeps this no-op.
+    """
+
+    def prepare(self, indices=None, progress: bool = False) -> int:
+        """Make examples ``indices`` (default all) ready to read; return how many needed it."""
+        return 0
+
+
+class ProceduralPairs(PairSource):
     """
     Procedural two-frame scenes for seeds ``seed_start .. seed_start + size - 1``.
 
@@ -163,8 +165,12 @@ class ProceduralPairs(Dataset):
                 'var_rate2': None, 'key': self.seed(index)}
 
 
-class _FrameListPairs(Dataset):
-    """Pairs of in-memory frames (float16-packed) with COCO labels, optional source noise."""
+class _FrameListPairs(PairSource):
+    """
+    Pairs of in-memory frames (float16-packed) with COCO labels, optional source noise.
+
+    The frames are read when the source is built, so :meth:`prepare` has nothing to do.
+    """
 
     def __init__(self, frames: list, pairs: list, labels: dict, height: int, width: int,
                  source_sensor=None, source_t_exp_s: float = 0.01, sensor=None):
@@ -230,7 +236,7 @@ class HDRBagPairs(_FrameListPairs):
         for k, rad in enumerate(frames):
             boxes, labs = _coco_boxes(coco, by_frame[k]) if k in by_frame else (
                 np.zeros((0, 4), np.float32), np.zeros((0,), np.int64))
-            rad, boxes = _resize(rad, boxes, height, width)
+            rad, boxes = resize_with_boxes(rad, boxes, height, width)
             labels[k] = _clean_boxes(boxes, labs, height, width)
             packed.append(_pack(rad))
         if len(packed) < 2:
@@ -271,7 +277,7 @@ class BracketPairs(_FrameListPairs):
             rad = hdr.merge_brackets(ldr, times, gains,
                                      full_scale=float(side.get('full_well_e', 1.0)))
             boxes, labs = _coco_boxes(coco, img['id'])
-            rad, boxes = _resize(rad, boxes, height, width)
+            rad, boxes = resize_with_boxes(rad, boxes, height, width)
             labels[k] = _clean_boxes(boxes, labs, height, width)
             frames.append(_pack(rad))
             index[(img.get('sequence'), img.get('frame_index'))] = k
@@ -360,6 +366,19 @@ class TwoFrameExamples(Dataset):
         return out
 
 
+def to_device(batch: dict, device) -> dict:
+    """Move the tensors of a batch (:func:`collate`) to ``device``."""
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            out[k] = v.to(device)
+        elif isinstance(v, list) and v and isinstance(v[0], torch.Tensor):
+            out[k] = [x.to(device) for x in v]
+        else:
+            out[k] = v
+    return out
+
+
 def collate(examples: list) -> dict:
     """Stack a list of :class:`TwoFrameExamples` items into a batch dict."""
     batch = {
@@ -379,7 +398,16 @@ def collate(examples: list) -> dict:
     return batch
 
 
-def build_source(cfg, sensor: S.SensorConfig, split: str) -> Dataset:
+class SplitPairs(Subset, PairSource):
+    """The pairs of a source that one split (train or val) uses, by index."""
+
+    def prepare(self, indices=None, progress: bool = False) -> int:
+        """Prepare the source's examples behind ``indices`` (default all of the split)."""
+        picked = self.indices if indices is None else [self.indices[i] for i in indices]
+        return self.dataset.prepare(picked, progress=progress)
+
+
+def build_source(cfg, sensor: S.SensorConfig, split: str) -> PairSource:
     """Build the configured data source for ``split`` ('train' or 'val')."""
     source_sensor = S.load_sensor(cfg.source_sensor) if cfg.source_sensor else None
     if cfg.data_source == 'procedural':
@@ -396,4 +424,4 @@ def build_source(cfg, sensor: S.SensorConfig, split: str) -> Dataset:
     n_val = min(cfg.val_size, max(len(src) - 1, 0))
     idx = list(range(len(src) - n_val)) if split == 'train' else \
         list(range(len(src) - n_val, len(src)))
-    return torch.utils.data.Subset(src, idx)
+    return SplitPairs(src, idx)

@@ -1,17 +1,14 @@
 """
-Training engine after torchvision's detection references: epochs, evaluation, checkpoints.
+Training engine after torchvision's detection references: epochs, evaluation, the run.
 
-- :func:`train_one_epoch` / :func:`evaluate` (the reference scripts' split);
-- checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`) with the model (AE net +
-  ISP + detector), optimizer, scheduler, config, epoch, position within the epoch and
-  the RNG states (torch, numpy, python) of every rank; readable with
-  ``torch.load(weights_only=True)``. The AE network's own state dict is also stored
-  under ``state_dict`` with ``mode`` and ``m_exp``, the layout
-  :func:`neural_ae.core.controllers.neural.load_exposure_model` reads;
+- :func:`train_one_epoch` / :func:`evaluate` (the reference scripts' split), and
+  :func:`evaluate_checkpoint` for a saved model;
 - :func:`train`: the whole run (``neural-ae train``): seeds, data, DDP when
-  ``WORLD_SIZE > 1`` (``env://``; gloo on CPU, nccl on GPU; rank 0 alone logs,
+  ``WORLD_SIZE > 1`` (:mod:`neural_ae.core.training.distributed`; rank 0 alone logs,
   evaluates and writes), ``--resume``, ``--max-minutes``, a JSONL metrics log, a tqdm
-  bar, a checkpoint per epoch plus ``final.pt``, the slim ``model.pt`` and ``curve.png``.
+  bar, a checkpoint per epoch plus ``final.pt``, the slim ``model.pt``
+  (:mod:`neural_ae.core.training.checkpoints`) and ``curve.png``
+  (:mod:`neural_ae.core.training.report`).
 
 A non-finite loss stops training with :class:`TrainingError` naming the epoch, step
 and every loss term (all ranks stop together: the check is all-reduced).
@@ -19,257 +16,49 @@ and every loss term (all ranks stop together: the check is all-reduced).
 import json
 import logging
 import math
-import os
 from pathlib import Path
-import random
 import time
 from typing import Optional
 
 from neural_ae.core import sensor as S
 from neural_ae.core.errors import ConfigError, TrainingError
-from neural_ae.core.evaluation.detection_metrics import DetectionAccumulator
-from neural_ae.core.training.config import TrainConfig
-from neural_ae.core.training.data import build_source, collate, TwoFrameExamples
+from neural_ae.core.metrics.detection import DetectionAccumulator
+from neural_ae.core.training.checkpoints import (checkpoint_dict, fingerprint,
+                                                 init_weights_from, load_checkpoint,
+                                                 load_pipeline, probe_batch, save_checkpoint,
+                                                 state_hash)
+from neural_ae.core.training.config import config_from_dict, TrainConfig
+from neural_ae.core.training.data import build_source, collate, to_device, TwoFrameExamples
+from neural_ae.core.training.distributed import (all_finite, any_rank, barrier, DistInfo,
+                                                 gather, init_distributed, shutdown, unwrap)
 from neural_ae.core.training.pipeline import ExposurePipeline, loss_terms, total_loss
-import numpy as np
+from neural_ae.core.training.report import plot_training_curve
+from neural_ae.core.training.rng import (loader_generator, rng_state, seed_everything,
+                                         set_rng_state)
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 LOG = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 'neural_ae.train/1'
-
-
-# --------------------------------------------------------------------------- distributed
-
-
-class DistInfo:
-    """Rank, world size and device of this process."""
-
-    def __init__(self, rank: int = 0, world: int = 1, local_rank: int = 0,
-                 device: torch.device = torch.device('cpu'), initialised: bool = False):
-        self.rank, self.world, self.local_rank = rank, world, local_rank
-        self.device = device
-        self.initialised = initialised
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: str = 'auto') -> DistInfo:
-    """
-    Join the process group when ``WORLD_SIZE > 1`` (``env://``, as set by torchrun).
-
-    Backend: nccl when the device is CUDA, gloo otherwise.
-    """
-    world = int(os.environ.get('WORLD_SIZE', '1'))
-    local_rank = int(os.environ.get('LOCAL_RANK', '0'))
-    use_cuda = (device == 'cuda' or (device == 'auto' and torch.cuda.is_available()))
-    if use_cuda and not torch.cuda.is_available():
-        raise ConfigError('train config: device cuda requested but CUDA is not available')
-    if use_cuda:
-        dev = torch.device('cuda', local_rank if world > 1 else 0)
-        torch.cuda.set_device(dev)
-    else:
-        dev = torch.device('cpu')
-    if world <= 1:
-        return DistInfo(0, 1, 0, dev)
-    if not dist.is_initialized():
-        dist.init_process_group('nccl' if use_cuda else 'gloo', init_method='env://')
-    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dev, True)
-
-
-def _barrier(info: DistInfo) -> None:
-    if info.initialised:
-        dist.barrier()
-
-
-# --------------------------------------------------------------------------- RNG
-
-
-def rng_state() -> dict:
-    """Torch, numpy (legacy global) and python RNG states, weights_only-loadable."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {'torch': torch.get_rng_state(),
-             'numpy': [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)],
-             'python': random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state['cuda'] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore what :func:`rng_state` returned."""
-    torch.set_rng_state(state['torch'])
-    name, keys, pos, has_gauss, cached = state['numpy']
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    py = state['python']
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch, numpy and python."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    random.seed(seed)
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-def unwrap(model):
-    """Return the pipeline inside a DDP wrapper (or the model itself)."""
-    return model.module if hasattr(model, 'module') else model
-
-
-def checkpoint_dict(model, cfg: TrainConfig, optimizer=None, scheduler=None, epoch: int = 0,
-                    step_in_epoch: int = 0, global_step: int = 0, rng=None,
-                    metrics: Optional[dict] = None, slim: bool = False) -> dict:
-    """
-    Build a checkpoint dict (weights_only-loadable).
-
-    ``epoch`` counts completed epochs; ``step_in_epoch`` > 0 marks a run stopped inside
-    epoch ``epoch`` after that many steps. ``slim`` leaves out optimizer, scheduler and
-    RNG (the shipped model).
-    """
-    pipe = unwrap(model)
-    ck = {'format': CHECKPOINT_FORMAT, 'model': pipe.state_dict(), 'config': cfg.to_dict(),
-          'ae': cfg.ae, 'epoch': int(epoch), 'step_in_epoch': int(step_in_epoch),
-          'global_step': int(global_step), 'sensor': pipe.sensor.to_dict(),
-          'metrics': metrics or {}, 'torch_version': str(torch.__version__)}
-    if pipe.ae is not None:
-        # the layout neural.load_exposure_model reads
-        ck['state_dict'] = pipe.ae.state_dict()
-        ck['mode'] = pipe.ae.mode
-        ck['m_exp'] = pipe.ae.m_exp
-        ck['feature_dim'] = pipe.ae.feature_dim
-    if not slim:
-        ck['optimizer'] = optimizer.state_dict() if optimizer is not None else None
-        ck['scheduler'] = scheduler.state_dict() if scheduler is not None else None
-        ck['rng'] = rng if rng is not None else [rng_state()]
-    return ck
-
-
-def save_checkpoint(path, ck: dict) -> Path:
-    """Write ``ck`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    torch.save(ck, tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def load_checkpoint(path) -> dict:
-    """Read a training checkpoint with ``weights_only=True``; TrainingError if unusable."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingError(f'checkpoint not found: {path}')
-    try:
-        # TorchVersion (a str subclass) is in checkpoints written before str() was applied
-        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
-            ck = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
-        raise TrainingError(f'cannot read checkpoint {path}: {str(err).splitlines()[0]}') \
-            from err
-    if not isinstance(ck, dict) or ck.get('format') != CHECKPOINT_FORMAT:
-        raise TrainingError(f'{path} is not a neural_ae training checkpoint '
-                            f'(format {ck.get("format") if isinstance(ck, dict) else None!r})')
-    return ck
-
-
-def load_pipeline(path, device='cpu') -> tuple:
-    """Rebuild the trained :class:`ExposurePipeline` (eval mode) from a checkpoint."""
-    from neural_ae.core.training.config import config_from_dict
-
-    ck = load_checkpoint(path)
-    cfg = config_from_dict(ck['config'], source=f'{path} (embedded config)')
-    sensor = S.sensor_from_dict(ck['sensor'], source=str(path))
-    pipe = ExposurePipeline(cfg, sensor)
-    pipe.load_state_dict(ck['model'])
-    return pipe.to(device).eval(), cfg, ck
-
-
-def init_weights_from(pipe: ExposurePipeline, path) -> dict:
-    """
-    Initialise ``pipe`` from another run's checkpoint (two-stage schedule).
-
-    Every key present in both is loaded; AE-network keys may be missing on either side
-    (a detector-only stage 1), any other mismatch is an error.
-    """
-    ck = load_checkpoint(path)
-    own = pipe.state_dict()
-    src = ck['model']
-    load = {k: v for k, v in src.items() if k in own}
-    missing = [k for k in own if k not in src and not k.startswith('ae.')]
-    bad = [k for k, v in load.items() if tuple(v.shape) != tuple(own[k].shape)]
-    if missing or bad:
-        raise TrainingError(f'init_from {path}: model does not match (missing {missing[:3]}, '
-                            f'shape mismatch {bad[:3]})')
-    pipe.load_state_dict(load, strict=False)
-    return {'loaded': len(load), 'from_epoch': ck.get('epoch'),
-            'fresh': [k for k in own if k not in src]}
-
-
-def state_hash(module: torch.nn.Module) -> str:
-    """SHA-256 of every tensor of ``module.state_dict()`` (names, dtypes, shapes, bytes)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, t in module.state_dict().items():
-        t = t.detach().cpu().contiguous()
-        h.update(f'{name}:{t.dtype}:{tuple(t.shape)}'.encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')
-    return h.hexdigest()
-
 
 # --------------------------------------------------------------------------- loops
-
-
-def _loader_generator(seed: int) -> torch.Generator:
-    gen = torch.Generator()
-    gen.manual_seed(int(seed))
-    return gen
-
-
-def to_device(batch: dict, device) -> dict:
-    """Move the tensors of a batch to ``device``."""
-    out = {}
-    for k, v in batch.items():
-        if isinstance(v, torch.Tensor):
-            out[k] = v.to(device)
-        elif isinstance(v, list) and v and isinstance(v[0], torch.Tensor):
-            out[k] = [x.to(device) for x in v]
-        else:
-            out[k] = v
-    return out
 
 
 class MetricsLog:
     """Append-only JSONL metrics log (no-op when ``path`` is None)."""
 
     def __init__(self, path: Optional[Path]):
+        """Log to ``path`` (its folder is created), or nowhere when ``path`` is None."""
         self.path = Path(path) if path else None
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, record: dict) -> None:
+        """Append ``record`` as one JSON line."""
         if self.path is None:
             return
         with self.path.open('a') as f:
             f.write(json.dumps(record, default=float) + '\n')
-
-
-def _all_finite(value: float, info: DistInfo) -> bool:
-    ok = torch.tensor([1.0 if math.isfinite(value) else 0.0])
-    if info.initialised:
-        ok = ok.to(info.device)
-        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-    return bool(ok.item() > 0)
 
 
 def train_one_epoch(model, optimizer, scheduler, loader, epoch: int, cfg: TrainConfig,
@@ -297,7 +86,7 @@ def train_one_epoch(model, optimizer, scheduler, loader, epoch: int, cfg: TrainC
         losses, extra = model(batch)
         loss = total_loss(losses)
         value = float(loss.detach())
-        if not _all_finite(value, info):
+        if not all_finite(value, info):
             terms = loss_terms(losses)
             raise TrainingError(f'non-finite loss at epoch {epoch + 1} step {step + 1} '
                                 f'(global step {state["global_step"] + 1}): loss {value}; '
@@ -331,10 +120,7 @@ def train_one_epoch(model, optimizer, scheduler, loader, epoch: int, cfg: TrainC
                 bar.update(1)
         if deadline is not None and time.time() > deadline:
             stopped = True
-        if info.initialised:
-            flag = torch.tensor([1.0 if stopped else 0.0], device=info.device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stopped = bool(flag.item() > 0)
+        stopped = any_rank(stopped, info)
         if stopped:
             break
     if bar is not None:
@@ -353,8 +139,7 @@ def evaluate(model, loader, cfg: TrainConfig, device='cpu', progress: bool = Fal
     ``kappa * e_base`` (``kappa`` log-uniform in [kappa_min, kappa_max], fixed per pair),
     the run's policy, frame 2 at ``e1 * u``. Sensor noise is seeded per batch, so the
     figures are reproducible. Returns ``{key: ap_result}`` (see
-    :mod:`neural_ae.core.evaluation.detection_metrics`) plus ``'summary'``
-    ``{key: map50}``.
+    :mod:`neural_ae.core.metrics.detection`) plus ``'summary'`` ``{key: map50}``.
     """
     pipe = unwrap(model)
     was = pipe.training
@@ -382,62 +167,6 @@ def evaluate(model, loader, cfg: TrainConfig, device='cpu', progress: bool = Fal
     return out
 
 
-@torch.no_grad()
-def fingerprint(pipe: ExposurePipeline, batch: dict, seed: int = 0) -> dict:
-    """
-    Compute the outputs of ``pipe`` on a fixed batch (eval mode, seeded noise).
-
-    ``u``: the policy's exposure change in closed loop; ``scores`` / ``boxes``: the top
-    20 detections of the first frame 2 at ``e_base``; ``layer2_mean``: mean of the
-    backbone tap. Stored in the slim ``model.pt``; :func:`compare_fingerprint` recomputes
-    it from a loaded checkpoint.
-    """
-    was = pipe.training
-    pipe.eval()
-    try:
-        gen = torch.Generator(device=batch['phi2'].device)
-        gen.manual_seed(seed)
-        rgb2, info = pipe.frame2(batch, generator=gen)
-        dets, layer2 = pipe.detector(rgb2)
-    finally:
-        pipe.train(was)
-    return {'u': info['u'].detach().cpu().double(),
-            'scores': dets[0]['scores'][:20].cpu().double(),
-            'boxes': dets[0]['boxes'][:20].cpu().double(),
-            'layer2_mean': layer2.mean().cpu().double()}
-
-
-def probe_batch(cfg: TrainConfig, sensor: S.SensorConfig) -> dict:
-    """Return the fixed batch of :func:`fingerprint`: the first (up to) 2 validation pairs."""
-    split = 'val' if cfg.val_size else 'train'
-    src = build_source(cfg, sensor, split)
-    ds = TwoFrameExamples(src, sensor, cfg, train=False)
-    return collate([ds[i] for i in range(min(2, len(ds)))])
-
-
-def compare_fingerprint(path, device='cpu') -> dict:
-    """
-    Reload a slim or full checkpoint and recompute its fingerprint.
-
-    Returns ``{'max_abs_diff': float, 'identical': bool, 'stored': ..., 'now': ...}``.
-    """
-    pipe, cfg, ck = load_pipeline(path, device)
-    stored = ck.get('metrics', {}).get('fingerprint')
-    if not stored:
-        raise TrainingError(f'{path} holds no fingerprint')
-    now = fingerprint(pipe, to_device(probe_batch(cfg, pipe.sensor), device), cfg.seed)
-    diffs = []
-    for k, v in stored.items():
-        w = now[k]
-        if tuple(v.shape) != tuple(w.shape):
-            diffs.append(float('inf'))
-        elif v.numel():
-            diffs.append(float((v - w).abs().max()))
-    identical = all(torch.equal(stored[k], now[k]) for k in stored)
-    return {'max_abs_diff': max(diffs) if diffs else 0.0, 'identical': identical,
-            'stored': stored, 'now': now}
-
-
 def evaluate_checkpoint(path, val_size: Optional[int] = None,
                         val_seed_start: Optional[int] = None, device: str = 'cpu',
                         progress: bool = True, batch_size: Optional[int] = None) -> dict:
@@ -448,8 +177,6 @@ def evaluate_checkpoint(path, val_size: Optional[int] = None,
     seeds; keep them outside the training range, which the config check enforces).
     Returns :func:`evaluate`'s dict plus ``'config'`` (the evaluation config).
     """
-    from neural_ae.core.training.config import config_from_dict
-
     pipe, cfg, _ = load_pipeline(path, device)
     over = {}
     if val_size is not None:
@@ -462,11 +189,10 @@ def evaluate_checkpoint(path, val_size: Optional[int] = None,
     if cfg.val_size < 1:
         raise ConfigError('evaluation needs val_size >= 1')
     src = build_source(cfg, pipe.sensor, 'val')
-    if hasattr(src, 'prepare'):
-        src.prepare(progress=progress)
+    src.prepare(progress=progress)
     loader = DataLoader(TwoFrameExamples(src, pipe.sensor, cfg, train=False),
                         batch_size=cfg.batch_size, shuffle=False, collate_fn=collate,
-                        generator=_loader_generator(cfg.seed))
+                        generator=loader_generator(cfg.seed))
     out = evaluate(pipe, loader, cfg, device, progress=progress)
     out['config'] = cfg.to_dict()
     return out
@@ -500,56 +226,6 @@ def build_optimizer(pipe: ExposurePipeline, cfg: TrainConfig):
 # --------------------------------------------------------------------------- run
 
 
-def _curve(path: Path, log_path: Path) -> Optional[Path]:
-    """Plot loss over steps and validation mAP@0.5 over epochs from the metrics log."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    steps, losses, evals = [], [], []
-    if not log_path.is_file():
-        return None
-    for line in log_path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if rec.get('type') == 'step':
-            steps.append(rec['global_step'])
-            losses.append(rec['loss'])
-        elif rec.get('type') == 'eval':
-            evals.append(rec)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
-    if steps:
-        a1.plot(steps, losses, lw=0.6, alpha=0.4, label='loss per step')
-        k = max(1, min(50, len(losses) // 10))
-        if len(losses) >= k:
-            smooth = np.convolve(losses, np.ones(k) / k, mode='valid')
-            a1.plot(steps[k - 1:], smooth, lw=1.5, label=f'mean of {k} steps')
-        a1.set_yscale('log')
-    a1.set_xlabel('step')
-    a1.set_ylabel('detector loss + AE L2')
-    a1.legend()
-    a1.grid(alpha=0.3)
-    if evals:
-        keys = list(evals[-1]['summary'])
-        for key in keys:
-            xs = [e['epoch'] for e in evals]
-            ys = [e['summary'].get(key, float('nan')) for e in evals]
-            a2.plot(xs, ys, 'o-', label={'x1': 'frame 2 at e_base', 'x10': '10x over',
-                                         'x0.1': '10x under', 'ae': 'closed loop (AE)'
-                                         }.get(key, key))
-    a2.set_xlabel('epoch')
-    a2.set_ylabel('val mAP@0.5')
-    a2.legend()
-    a2.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def train(cfg: TrainConfig, output, resume: Optional[str] = None,
           max_minutes: Optional[float] = None, progress: bool = True,
           export: Optional[str] = None) -> dict:
@@ -565,8 +241,7 @@ def train(cfg: TrainConfig, output, resume: Optional[str] = None,
     try:
         return _train(cfg, Path(output), resume, max_minutes, progress, export, info, t_start)
     finally:
-        if info.initialised and dist.is_initialized():
-            dist.destroy_process_group()
+        shutdown(info)
 
 
 def _train(cfg, output: Path, resume, max_minutes, progress, export, info: DistInfo,
@@ -593,9 +268,9 @@ def _train(cfg, output: Path, resume, max_minutes, progress, export, info: DistI
     val_src = build_source(cfg, sensor, 'val') if cfg.val_size else None
     if info.main:
         for src in (train_src, val_src):
-            if hasattr(src, 'prepare'):
+            if src is not None:
                 src.prepare(progress=progress)
-    _barrier(info)
+    barrier(info)
     train_set = TwoFrameExamples(train_src, sensor, cfg, train=True)
     sampler = DistributedSampler(train_set, num_replicas=info.world, rank=info.rank,
                                  shuffle=True, seed=cfg.seed, drop_last=True)
@@ -609,7 +284,7 @@ def _train(cfg, output: Path, resume, max_minutes, progress, export, info: DistI
         val_loader = DataLoader(TwoFrameExamples(val_src, sensor, cfg, train=False),
                                 batch_size=cfg.batch_size, shuffle=False,
                                 num_workers=cfg.num_workers, collate_fn=collate,
-                                generator=_loader_generator(cfg.seed))
+                                generator=loader_generator(cfg.seed))
 
     model = pipe
     if info.initialised:
@@ -645,10 +320,7 @@ def _train(cfg, output: Path, resume, max_minutes, progress, export, info: DistI
                  info.device)
 
     def snapshot(epoch_done, step_in_epoch, last_metrics):
-        rng = [rng_state()]
-        if info.initialised:
-            rng = [None] * info.world
-            dist.all_gather_object(rng, rng_state())
+        rng = gather(rng_state(), info)
         return checkpoint_dict(model, cfg, optimizer, scheduler, epoch_done, step_in_epoch,
                                state['global_step'], rng,
                                {'last': last_metrics, 'history': metrics_hist})
@@ -664,7 +336,7 @@ def _train(cfg, output: Path, resume, max_minutes, progress, export, info: DistI
         # or a resumed run (new loader mid-epoch) would see different noise
         loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=order,
                             num_workers=cfg.num_workers, collate_fn=collate, drop_last=True,
-                            generator=_loader_generator(cfg.seed * 1000 + epoch))
+                            generator=loader_generator(cfg.seed * 1000 + epoch))
         t_epoch = time.time()
         res = train_one_epoch(model, optimizer, scheduler, loader, epoch, cfg, info, log,
                               state, deadline, progress, start_step=skip)
@@ -699,10 +371,7 @@ def _train(cfg, output: Path, resume, max_minutes, progress, export, info: DistI
             break
     if ck_out is None:            # no epoch ran (resumed a finished run)
         ck_out = snapshot(cfg.epochs, 0, last_eval)
-    hashes = [state_hash(pipe)]
-    if info.initialised:
-        hashes = [None] * info.world
-        dist.all_gather_object(hashes, state_hash(pipe))
+    hashes = gather(state_hash(pipe), info)
     summary = {'output': str(output), 'epochs_completed': ck_out['epoch'],
                'rank_state_hashes': hashes,
                'step_in_epoch': ck_out['step_in_epoch'], 'global_step': state['global_step'],
@@ -722,7 +391,8 @@ def _train(cfg, output: Path, resume, max_minutes, progress, export, info: DistI
         if export:
             save_checkpoint(export, slim)
             summary['export'] = str(export)
-        summary['curve'] = str(_curve(output / 'curve.png', output / 'metrics.jsonl'))
+        summary['curve'] = str(plot_training_curve(output / 'curve.png',
+                                                   output / 'metrics.jsonl'))
         log.write({'type': 'end', **{k: v for k, v in summary.items() if k != 'last_eval'}})
-    _barrier(info)
+    barrier(info)
     return summary

@@ -24,13 +24,11 @@ import logging
 import math
 from typing import Optional, Sequence
 
+from neural_ae.core.classes import CLASSES
 from neural_ae.core.errors import EvaluationError
 import numpy as np
 
 LOG = logging.getLogger(__name__)
-
-CLASSES = ('bike', 'bus_truck', 'car_van', 'person', 'traffic_light', 'traffic_sign')
-"""Class names in label order (label ``i + 1`` is ``CLASSES[i]``)."""
 
 
 def _as_array(x, shape_tail, dtype, name) -> np.ndarray:
