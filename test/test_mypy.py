@@ -1,4 +1,4 @@
-"""``mypy neural_ae/core`` passes (plain mypy, pinned; settings in setup.cfg, no blanket ignores)."""
+"""``mypy neural_ae/core`` passes (pinned mypy, settings in setup.cfg, no blanket ignores)."""
 from pathlib import Path
 import subprocess
 import sys
