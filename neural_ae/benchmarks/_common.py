@@ -1,22 +1,42 @@
-"""Pieces shared by the benchmark suites: a reproducible raw test frame, timing summaries."""
+"""
+Pieces shared by the benchmark suites.
+
+A reproducible synthetic scene (:func:`radiance`) and raw test frame (:func:`bench_frame`),
+timing summaries (:func:`summary_ms`: median / p90, :func:`latency_stats`: median / p99 /
+mean), ratios of timings measured in the same run (:func:`ratio`) and the shipped model
+file of a controller, named by the controller registry (:func:`shipped_model`).
+"""
+import math
+from pathlib import Path
+
 from neural_ae.core.sensor import capture, load_sensor, SensorConfig
 import numpy as np
+
+
+def radiance(height: int, width: int, seed=0) -> np.ndarray:
+    """
+    Bayer-plane irradiance [e-/s]: a smooth pattern times log-normal 8x8 blocks.
+
+    ``seed``: an int, or a numpy ``Generator`` that the blocks are drawn from (as is).
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    blocks = rng.lognormal(0.0, 0.8, (8, 8))
+    blocks = blocks.repeat(-(-height // 8), 0)[:height].repeat(-(-width // 8), 1)[:, :width]
+    return 2e5 * (1.2 + np.sin(xx / 97.0) * np.cos(yy / 61.0)) * blocks
 
 
 def bench_frame(sensor: SensorConfig = None, seed: int = 0) -> np.ndarray:
     """
     Return a full-size raw frame of a random-ish scene, mean level mid-range.
 
-    A smooth pattern times log-normal 8x8 blocks, captured with noise at 20 ms: enough
-    structure that histograms and gradients are not degenerate.
+    :func:`radiance` at the sensor's size, captured with noise at 20 ms (one generator
+    for the scene and the noise): enough structure that histograms and gradients are not
+    degenerate.
     """
     sensor = sensor or load_sensor('imx249')
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:sensor.height, 0:sensor.width]
-    blocks = rng.lognormal(0.0, 0.8, (8, 8))
-    blocks = blocks.repeat(-(-sensor.height // 8), 0)[:sensor.height]
-    blocks = blocks.repeat(-(-sensor.width // 8), 1)[:, :sensor.width]
-    phi = 2e5 * (1.2 + np.sin(xx / 97.0) * np.cos(yy / 61.0)) * blocks
+    phi = radiance(sensor.height, sensor.width, rng)
     return capture(phi, 0.02, 1.0, sensor, rng)
 
 
@@ -25,3 +45,33 @@ def summary_ms(times_ms: list) -> dict:
     return {'median_ms': round(float(np.median(times_ms)), 4),
             'p90_ms': round(float(np.percentile(times_ms, 90)), 4),
             'repeats': len(times_ms)}
+
+
+def latency_stats(values) -> dict:
+    """Median, p99, mean and count of ``values`` [ms] (NaN when empty)."""
+    v = np.asarray(list(values), dtype=np.float64)
+    if v.size == 0:
+        return {'n': 0, 'median_ms': math.nan, 'p99_ms': math.nan, 'mean_ms': math.nan}
+    return {'n': int(v.size), 'median_ms': round(float(np.median(v)), 3),
+            'p99_ms': round(float(np.percentile(v, 99)), 3),
+            'mean_ms': round(float(v.mean()), 3)}
+
+
+def ratio(a: float, b: float) -> float:
+    """Return ``a / b`` rounded to 3 decimals; NaN unless both are finite and ``b > 0``."""
+    return round(a / b, 3) if math.isfinite(a) and math.isfinite(b) and b > 0 else math.nan
+
+
+def shipped_model(controller: str) -> Path:
+    """
+    Absolute path of the registry's default model file of ``controller``.
+
+    Resolved by :func:`neural_ae.core.checkpoints.resolve_model_path` (the package's
+    ``models/`` folder); the file may be missing: callers check. Raises
+    :class:`~neural_ae.core.errors.ModelError` for a controller without a default model
+    and :class:`~neural_ae.core.errors.ControllerError` for an unknown name.
+    """
+    from neural_ae.core.checkpoints import resolve_model_path
+    from neural_ae.core.controllers import get_spec
+
+    return resolve_model_path(None, get_spec(controller).default_model).resolve()

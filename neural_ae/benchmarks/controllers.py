@@ -16,9 +16,14 @@ the cases are timed in interleaved rounds after warm-up; median and 90th percent
 import time
 
 from neural_ae.benchmarks._common import bench_frame, summary_ms
-from neural_ae.core.controllers import ControllerOptions, ExposureSetting, make_controller
+from neural_ae.core.controllers import (ControllerOptions, ExposureSetting, get_spec,
+                                        make_controller)
 from neural_ae.core.sensor import load_sensor
 import torch
+
+CASES = (('histogram_nn', 'histogram_nn'), ('hybrid_nn_head', 'hybrid_nn'),
+         ('average', 'average'), ('gradient', 'gradient'))
+"""``(key, controller)`` of the timed controllers; the registry says which get features."""
 
 
 def run(quick: bool = False) -> dict:
@@ -40,16 +45,14 @@ def _run(quick: bool) -> dict:
                         generator=torch.Generator().manual_seed(0))
     cases = {}
     notes = {}
-    for key, name, features in (('histogram_nn', 'histogram_nn', None),
-                                ('hybrid_nn_head', 'hybrid_nn', feats),
-                                ('average', 'average', None), ('gradient', 'gradient', None)):
+    for key, name in CASES:
         try:
             c = make_controller(name, options, sensor=sensor)
         except Exception as err:  # noqa: BLE001 - report a missing piece, time the rest
             notes[key] = f'unavailable: {type(err).__name__}: {err}'
             continue
         c.reset(used)
-        cases[key] = (c, features)
+        cases[key] = (c, feats if get_spec(name).needs_features else None)
     if 'histogram_nn' in cases:
         hist_fn = cases['histogram_nn'][0].histogram
         cases['multiscale_histogram'] = (None, hist_fn)

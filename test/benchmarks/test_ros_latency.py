@@ -4,20 +4,13 @@ The ros_latency bench at tiny sizes: figures present and finite, the queue never
 Real processes and real rclpy (camera and node in child processes, this process only
 orchestrates). No timed assertions: only that the figures exist, are finite and add up.
 """
-import gc
 import math
 
 from neural_ae.benchmarks import ros_latency
+from neural_ae.benchmarks._common import shipped_model
 import pytest
 
 pytestmark = pytest.mark.ros
-
-
-@pytest.fixture(scope='module', autouse=True)
-def collect_ros_garbage():
-    """Free unreachable rclpy objects before flake8's forked workers run (see test/nodes)."""
-    yield
-    gc.collect()
 
 
 def _finite(value) -> bool:
@@ -78,11 +71,18 @@ def test_reference_and_ratios(tiny):
     assert summary['average']['accounted']
 
 
-def test_replay_speed_ratio():
-    res = ros_latency.measure_replay(64, 96, 'average', n_frames=6)
-    assert res['frames'] == 6
-    assert _finite(res['frames_per_s']) and res['frames_per_s'] > 0
-    assert _finite(res['realtime_ratio']) and res['realtime_ratio'] > 0
+def test_detector_case_reads_the_step_timings():
+    """Hybrid NN with its detector: the node's FrameStep timings and the ISP inside them."""
+    model = str(shipped_model('hybrid_nn'))
+    res = ros_latency.measure_latency(height=64, width=96, controller='hybrid_nn',
+                                      seconds=1.0, model_path=model, detector_path=model,
+                                      node_parameters={'publish_debug_image': False})
+    det = res['detector']
+    assert det['perception_run_ms']['n'] >= 1
+    assert det['isp_ms']['n'] == det['perception_run_ms']['n']
+    assert det['isp_ms']['median_ms'] <= det['perception_run_ms']['median_ms']
+    assert det['layer2_shape'][:2] == [1, 128]
+    assert res['stream']['accounted'] and res['stream']['errors'] == 0
 
 
 def test_suite_cases_and_bad_transport():
@@ -90,5 +90,9 @@ def test_suite_cases_and_bad_transport():
     assert {'bare_delivery', 'bare_delivery_rmw_default', 'average', 'histogram_nn',
             'hybrid_nn'} <= set(cases)
     assert cases['hybrid_nn']['detector_path'] == 'hybrid.pt'
+    assert cases['hybrid_nn']['model_path'] == 'hybrid.pt'
+    assert cases['histogram_nn']['model_path'] == 'hist.pt'
+    assert 'detector_path' not in cases['histogram_nn']
+    assert 'model_path' not in cases['average']
     with pytest.raises(ValueError, match='transport'):
         ros_latency.measure_latency(controller='average', transport='udp')
