@@ -160,7 +160,7 @@ def _linearise(j, inverse_response):
 
 def merge_brackets(images, exposure_times_s, gains=None, *, saturation: float = 0.98,
                    underexposure: float = 1.5 / 255.0, inverse_response=None,
-                   full_scale: float = 1.0) -> np.ndarray:
+                   full_scale: float = 1.0, read_noise: float = 0.0) -> np.ndarray:
     """
     Merge bracketed LDR images into one linear HDR image (paper Eq. 7).
 
@@ -173,15 +173,20 @@ def merge_brackets(images, exposure_times_s, gains=None, *, saturation: float = 
     quantisation of ``J`` (step ``q = 1/255``, variance ``q^2 / 12``). Propagated through
     the inverse response, ``V(J) = (d phi^-1/dJ (J))^2 * q^2 / 12``; in the units of
     ``I_i`` the variance is ``alpha_i^2 V(J_i)``, hence the weight. (The paper's
-    ``V_unsat`` is the same quantity for unsaturated pixels.)
+    ``V_unsat`` is the same quantity for unsaturated pixels.) Brackets from a noisy
+    camera through a steep response (a gamma curve: its inverse is nearly flat at the
+    dark codes) need the camera's noise floor too: ``read_noise``, a standard deviation
+    in linear units of the saturation level (read noise in e- over full well in e-),
+    adds ``read_noise^2`` to ``V`` (default 0: quantisation only).
 
     Validity: a pixel of bracket ``i`` is saturated when any of its channels is
-    ``>= saturation`` (fraction of full scale) and underexposed when all its channels
-    are ``<= underexposure`` (the 0 and 1 codes of 8-bit data, whose value is censored
-    at zero). Pixels saturated in *all* brackets take the shortest exposure's value (the
-    largest ``alpha``; this is a lower bound of the true radiance); pixels invalid
-    otherwise in all brackets (underexposed everywhere) take the longest exposure's
-    value.
+    ``>= saturation`` (fraction of full scale); a channel is underexposed when it is
+    ``<= underexposure`` (the 0 and 1 codes of 8-bit data, whose value is censored at
+    zero). Underexposure is judged per channel: a dark channel does not count, while
+    the pixel's other channels in the same bracket still do. Pixels saturated in *all*
+    brackets take the shortest exposure's value (the largest ``alpha``; this is a lower
+    bound of the true radiance); channels invalid otherwise in all brackets
+    (underexposed everywhere) take the longest exposure's value.
 
     Arguments: ``images``, a sequence of ``(H, W, 3)`` arrays, uint8, uint16 or float
     in ``[0, 1]`` (float brackets are assumed to come from 8-bit data for the noise
@@ -192,7 +197,7 @@ def merge_brackets(images, exposure_times_s, gains=None, *, saturation: float = 
     display ``[0, 1]`` to linear ``[0, 1]``, or a 256-entry LUT (``(256,)``,
     ``(256, 3)`` or OpenCV's ``(256, 1, 3)``) indexed by the 8-bit code;
     ``full_scale``, the linear value of a saturated pixel at ``K t = 1`` (see
-    :func:`render_ldr`).
+    :func:`render_ldr`); ``read_noise`` (>= 0), the noise floor described above.
 
     Returns ``(H, W, 3)`` float32 linear radiance.
     """
@@ -217,6 +222,8 @@ def merge_brackets(images, exposure_times_s, gains=None, *, saturation: float = 
         raise HDRError(f'gains must be finite and > 0; got {gains_arr.tolist()}')
     if not full_scale > 0:
         raise HDRError(f'full_scale must be > 0; got {full_scale}')
+    if not (math.isfinite(read_noise) and read_noise >= 0):
+        raise HDRError(f'read_noise must be finite and >= 0; got {read_noise}')
     shape0 = np.shape(images[0])
     for i, im in enumerate(images):
         shp = check_shape(im, ('H', 'W', 3), name=f'bracket {i}', error=HDRError)
@@ -235,11 +242,15 @@ def merge_brackets(images, exposure_times_s, gains=None, *, saturation: float = 
         lin, deriv = _linearise(j, inverse_response)
         value = lin.astype(np.float64) * (alphas[i] * full_scale)
         sat = np.any(j >= saturation, axis=2)
-        under = np.all(j <= underexposure, axis=2)
-        valid = ~sat & ~under
+        # Underexposure is judged per channel: a channel at code 0 or 1 is censored at
+        # zero, and its tiny quantisation variance would otherwise outweigh every other
+        # bracket and pull the merged value to about 0.
+        valid = ~sat[..., None] & (j > underexposure)
         any_sat_free |= ~sat
         var = (np.maximum(np.abs(deriv.astype(np.float64)), 1e-6) * q) ** 2 / 12.0
-        w = valid[..., None] / ((alphas[i] * full_scale) ** 2 * var)
+        if read_noise:
+            var += read_noise ** 2
+        w = valid / ((alphas[i] * full_scale) ** 2 * var)
         num += w * value
         den += w
         if i == i_short:
@@ -248,9 +259,10 @@ def merge_brackets(images, exposure_times_s, gains=None, *, saturation: float = 
             fallback_long = value
     with np.errstate(invalid='ignore', divide='ignore'):
         out = num / den
-    none_valid = den[..., 0] <= 0
-    out[none_valid & ~any_sat_free] = fallback_short[none_valid & ~any_sat_free]
-    out[none_valid & any_sat_free] = fallback_long[none_valid & any_sat_free]
+    none_valid = den <= 0
+    sat_everywhere = ~any_sat_free[..., None]
+    out[none_valid & sat_everywhere] = fallback_short[none_valid & sat_everywhere]
+    out[none_valid & ~sat_everywhere] = fallback_long[none_valid & ~sat_everywhere]
     return out.astype(np.float32)
 
 

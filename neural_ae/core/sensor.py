@@ -39,6 +39,23 @@ LOG = logging.getLogger(__name__)
 T_MAX_S = 0.015
 """Longest exposure time before gain is raised (paper Sec. 4.4, ``T_max = 15 ms``)."""
 
+RAW_BIT_DEPTHS = (8, 16)
+"""Bit depths a raw (LDR) sensor may have: raw frames are 16-bit words (``bayer_*16``)."""
+
+HDR_SOURCE_MAX_BIT_DEPTH = 32
+"""Largest bit depth of an HDR source description (noise adaptation only, never captured)."""
+
+MAX_GAIN_DB_LIMIT = 60.0
+"""Largest accepted ``max_gain_db`` (K = 1000); beyond it the linear gain is meaningless."""
+
+MAX_FULL_WELL_E = 1e9
+"""Largest accepted full well [e-]; real pixels hold well below 1e7."""
+
+_POISSON_CAP_E = 1e18
+"""Expected electron counts are clipped here before the Poisson draw: far above any full
+well (at most :data:`MAX_FULL_WELL_E`), so the pixel saturates as it would, and below
+numpy's largest Poisson mean (about 9.2e18), which raises on huge finite radiance."""
+
 
 @dataclass(frozen=True)
 class SensorConfig:
@@ -66,24 +83,7 @@ class SensorConfig:
     max_exposure_us: float
 
     def __post_init__(self):
-        if self.bayer_pattern not in BAYER_PATTERNS:
-            raise ConfigError(f'bayer_pattern must be one of {BAYER_PATTERNS}, '
-                              f'got {self.bayer_pattern!r}')
-        positive = ('width', 'height', 'bit_depth', 'full_well_e', 'g1_dn_per_e',
-                    'min_exposure_us', 'max_exposure_us')
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ConfigError(f'sensor {self.name}: {name} must be > 0, '
-                                  f'got {getattr(self, name)}')
-        nonneg = ('dark_current_e_per_s', 'read_noise_pre_e', 'read_noise_post_dn',
-                  'black_level_dn', 'max_gain_db')
-        for name in nonneg:
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f'sensor {self.name}: {name} must be >= 0, '
-                                  f'got {getattr(self, name)}')
-        if self.min_exposure_us > self.max_exposure_us:
-            raise ConfigError(f'sensor {self.name}: min_exposure_us {self.min_exposure_us} '
-                              f'> max_exposure_us {self.max_exposure_us}')
+        _validate_sensor(self)
 
     @property
     def white_level_dn(self) -> int:
@@ -110,8 +110,94 @@ class SensorConfig:
         return asdict(self)
 
 
-def load_sensor(name_or_path: Union[str, Path] = 'imx249') -> SensorConfig:
-    """Load a sensor preset by name (``config/sensors/<name>.yaml``) or from a YAML path."""
+def _is_number(value) -> bool:
+    """Say whether ``value`` is a real number (int or float, numpy too; bool is not)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and \
+        not isinstance(value, (bool, np.bool_))
+
+
+def _validate_sensor(cfg: 'SensorConfig') -> None:
+    """
+    Check every field of ``cfg``; raise a one-line :class:`ConfigError` naming the key.
+
+    Types first (numbers must be real and finite, sizes and the bit depth whole), then
+    ranges: positive sizes, full well and system gain; a bit depth in ``[8, 32]`` (the
+    raw-sensor limit of 16 bits is applied by :func:`sensor_from_dict` and
+    :func:`capture`); a black level below the white level; non-negative noise figures;
+    ``0 < min_exposure_us <= max_exposure_us``; ``0 <= max_gain_db <= 60``. Integral
+    floats (``12.0``) for the whole-number fields are stored as ``int``.
+    """
+    name = cfg.name
+
+    def fail(key, rule):
+        raise ConfigError(f'sensor {name!r}: {key} {rule}, got {getattr(cfg, key)!r}')
+
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f'sensor name must be a non-empty string, got {name!r}')
+    if not isinstance(cfg.bayer_pattern, str) or cfg.bayer_pattern not in BAYER_PATTERNS:
+        fail('bayer_pattern', f'must be one of {BAYER_PATTERNS}')
+    for f in fields(cfg):
+        if f.name in ('name', 'bayer_pattern'):
+            continue
+        value = getattr(cfg, f.name)
+        if isinstance(value, str):
+            fail(f.name, 'must be a finite number (YAML reads 1e6 as text: write 1.0e+6)')
+        if not _is_number(value) or not math.isfinite(value):
+            fail(f.name, 'must be a finite number')
+    for key in ('width', 'height', 'bit_depth'):
+        value = getattr(cfg, key)
+        if value != int(value):
+            fail(key, 'must be a whole number')
+        object.__setattr__(cfg, key, int(value))
+    for key in ('width', 'height'):
+        if not 1 <= getattr(cfg, key) <= 1 << 16:
+            fail(key, 'must be in [1, 65536]')
+    if not RAW_BIT_DEPTHS[0] <= cfg.bit_depth <= HDR_SOURCE_MAX_BIT_DEPTH:
+        fail('bit_depth', f'must be in [{RAW_BIT_DEPTHS[0]}, {RAW_BIT_DEPTHS[1]}] '
+             f'(a raw sensor) or at most {HDR_SOURCE_MAX_BIT_DEPTH} (an HDR source)')
+    if not 0 < cfg.quantum_efficiency <= 1:
+        fail('quantum_efficiency', 'must be in (0, 1]')
+    if not 0 < cfg.full_well_e <= MAX_FULL_WELL_E:
+        fail('full_well_e', f'must be in (0, {MAX_FULL_WELL_E:g}] e-')
+    if not cfg.g1_dn_per_e > 0:
+        fail('g1_dn_per_e', 'must be > 0')
+    for key in ('dark_current_e_per_s', 'read_noise_pre_e', 'read_noise_post_dn'):
+        if not getattr(cfg, key) >= 0:
+            fail(key, 'must be >= 0')
+    if not 0 <= cfg.black_level_dn < cfg.white_level_dn:
+        fail('black_level_dn', f'must be in [0, white level {cfg.white_level_dn}) '
+             f'(2**bit_depth - 1, bit_depth {cfg.bit_depth})')
+    if not 0 <= cfg.max_gain_db <= MAX_GAIN_DB_LIMIT:
+        fail('max_gain_db', f'must be in [0, {MAX_GAIN_DB_LIMIT:g}] dB')
+    if not cfg.min_exposure_us > 0:
+        fail('min_exposure_us', 'must be > 0')
+    if not cfg.max_exposure_us >= cfg.min_exposure_us:
+        fail('max_exposure_us', f'must be >= min_exposure_us {cfg.min_exposure_us!r}')
+
+
+def require_raw_sensor(sensor: 'SensorConfig', what: str = 'a raw sensor') -> None:
+    """
+    Raise :class:`SensorError` unless ``sensor`` can produce raw frames (bit depth 8-16).
+
+    Presets with more bits describe an HDR source for noise adaptation only: their white
+    level does not fit the 16-bit raw words that :func:`capture` returns.
+    """
+    lo, hi = RAW_BIT_DEPTHS
+    if not lo <= sensor.bit_depth <= hi:
+        raise SensorError(f'sensor {sensor.name!r}: bit_depth must be in [{lo}, {hi}] for '
+                          f'{what} (raw frames are 16-bit words), got {sensor.bit_depth}')
+
+
+def load_sensor(name_or_path: Union[str, Path] = 'imx249', *,
+                hdr_source: bool = False) -> SensorConfig:
+    """
+    Load a sensor preset by name (``config/sensors/<name>.yaml``) or from a YAML path.
+
+    A preset is a raw sensor (bit depth 8-16) unless ``hdr_source`` is set: then it only
+    describes the noise of HDR recordings (e.g. ``imx490``, 24-bit merged output) and
+    may have up to 32 bits. Every value is validated (:class:`ConfigError`, one line,
+    naming the key and the value).
+    """
     path = Path(name_or_path)
     if not path.suffix:
         path = config_dir() / 'sensors' / f'{name_or_path}.yaml'
@@ -121,11 +207,16 @@ def load_sensor(name_or_path: Union[str, Path] = 'imx249') -> SensorConfig:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f'sensor preset {path} is not valid YAML: {err}') from err
-    return sensor_from_dict(data, source=str(path))
+    return sensor_from_dict(data, source=str(path), hdr_source=hdr_source)
 
 
-def sensor_from_dict(data: dict, source: str = 'dict') -> SensorConfig:
-    """Build a :class:`SensorConfig` from a dict, rejecting unknown or missing keys."""
+def sensor_from_dict(data: dict, source: str = 'dict', *,
+                     hdr_source: bool = False) -> SensorConfig:
+    """
+    Build a :class:`SensorConfig` from a dict, rejecting unknown or missing keys.
+
+    Values are validated as in :func:`load_sensor` (``hdr_source`` as there).
+    """
     if not isinstance(data, dict):
         raise ConfigError(f'sensor preset {source} must be a mapping, got {type(data).__name__}')
     names = {f.name for f in fields(SensorConfig)}
@@ -135,9 +226,18 @@ def sensor_from_dict(data: dict, source: str = 'dict') -> SensorConfig:
         raise ConfigError(f'sensor preset {source}: unknown keys {sorted(unknown)}, '
                           f'missing keys {sorted(missing)}')
     try:
-        return SensorConfig(**data)
+        cfg = SensorConfig(**data)
     except TypeError as err:
         raise ConfigError(f'sensor preset {source}: {err}') from err
+    except ConfigError as err:
+        raise ConfigError(f'sensor preset {source}: {err}') from err
+    if not hdr_source:
+        try:
+            require_raw_sensor(cfg)
+        except SensorError as err:
+            raise ConfigError(f'sensor preset {source}: {err}; more bits can only describe '
+                              'an HDR source (training source_sensor)') from err
+    return cfg
 
 
 # --------------------------------------------------------------------------- Bayer
@@ -298,17 +398,25 @@ def capture(phi: np.ndarray, t_exp_s: float, gain: float, sensor: SensorConfig,
     draws. With ``noise_scale != 1`` (noise augmentation) or ``source_var_e`` (noise
     adaptation: the variance, in target electrons, that the input already carries), the
     electron noise is Gaussian with variance ``noise_scale**2 * (signal + dark) -
-    source_var_e``, floored at zero. Non-finite or negative ``phi`` is treated as 0.
+    source_var_e``, floored at zero (a NaN in ``source_var_e`` removes nothing).
+    Non-finite or negative ``phi`` is treated as 0; huge finite ``phi`` (1e30) saturates:
+    the expected count is clipped far above the full well before the draw.
     """
     _check_phi(phi)
+    require_raw_sensor(sensor, 'capture')
     if not (math.isfinite(t_exp_s) and t_exp_s > 0 and math.isfinite(gain) and gain > 0):
         raise SensorError(f'capture needs finite t_exp_s > 0 and gain > 0, '
                           f'got t_exp_s={t_exp_s}, gain={gain}')
+    if not (math.isfinite(noise_scale) and noise_scale >= 0):
+        raise SensorError(f'capture needs a finite noise_scale >= 0, got {noise_scale}')
     rng = rng if rng is not None else np.random.default_rng()
     mu_signal = np.nan_to_num(phi, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float64)
     np.maximum(mu_signal, 0.0, out=mu_signal)
-    mu_signal *= t_exp_s
-    mu_dark = sensor.dark_current_e_per_s * t_exp_s
+    with np.errstate(over='ignore'):     # 1e308 e-/s for 10 s: inf, clipped just below
+        mu_signal *= t_exp_s
+    # Beyond the cap every draw saturates anyway; below it nothing changes.
+    mu_dark = min(sensor.dark_current_e_per_s * t_exp_s, 0.5 * _POISSON_CAP_E)
+    np.minimum(mu_signal, 0.5 * _POISSON_CAP_E, out=mu_signal)
     if not noise:
         y_e = mu_signal + mu_dark
     elif noise_scale == 1.0 and source_var_e is None:
@@ -317,7 +425,8 @@ def capture(phi: np.ndarray, t_exp_s: float, gain: float, sensor: SensorConfig,
     else:
         var = noise_scale ** 2 * (mu_signal + mu_dark)
         if source_var_e is not None:
-            var = var - source_var_e
+            var = var - np.nan_to_num(np.asarray(source_var_e, dtype=np.float64), nan=0.0,
+                                      neginf=0.0)
         y_e = mu_signal + mu_dark + np.sqrt(np.maximum(var, 0.0)) * rng.standard_normal(phi.shape)
     y_e = np.minimum(y_e, np.float32(sensor.full_well_e), dtype=np.float32)
     g = sensor.g1_dn_per_e * gain
@@ -420,11 +529,13 @@ def capture_torch(phi: torch.Tensor, e_s: torch.Tensor, sensor: SensorConfig,
     ``e_s`` has the batch shape ``(*)`` (or is a scalar) and is split with Eq. 6.
     Returns float raw values ``(*, 1, H, W)`` in ``[0, M_white]`` [DN], rounded with a
     straight-through gradient; saturated pixels pass no gradient (as in Eq. 3).
+    Non-finite or negative ``phi`` counts as 0, as in :func:`capture`.
     Shot noise is a Gaussian with Poisson variance (reparameterised), so gradients reach
     ``e_s`` and ``phi`` through both the mean and the noise amplitude.
     """
     check_shape(phi, ('*', 1, 'H', 'W'), name='capture_torch phi [e-/s]', error=SensorError,
                 kind='tensor')
+    require_raw_sensor(sensor, 'capture_torch')
     e_s = torch.as_tensor(e_s, dtype=phi.dtype, device=phi.device)
     batch = phi.shape[:-3]
     if e_s.dim() > 0 and tuple(e_s.shape) != tuple(batch):
@@ -433,6 +544,8 @@ def capture_torch(phi: torch.Tensor, e_s: torch.Tensor, sensor: SensorConfig,
     t_exp, gain = split_exposure_torch(e_s, sensor, t_max_s)
     t_exp = t_exp.reshape(*t_exp.shape, 1, 1, 1) if t_exp.dim() else t_exp
     gain = gain.reshape(*gain.shape, 1, 1, 1) if gain.dim() else gain
+    # as in capture: non-finite or negative irradiance counts as 0
+    phi = torch.nan_to_num(phi, nan=0.0, posinf=0.0, neginf=0.0)
     mu = phi.clamp(min=0) * t_exp + sensor.dark_current_e_per_s * t_exp
     if noise:
         scale = torch.as_tensor(noise_scale, dtype=phi.dtype, device=phi.device)
