@@ -18,7 +18,7 @@ from neural_ae.core.training.pipeline import ExposurePipeline
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _free_port() -> int:
