@@ -6,12 +6,18 @@ Subcommands live one per module in :mod:`neural_ae.commands`; each module define
 taking the parsed arguments and returning an exit code. Errors deriving from
 :class:`neural_ae.core.errors.NeuralAEError` (and ``FileNotFoundError``) are reported
 as one line on stderr with exit code 2.
+
+One convention for the shared options, from :mod:`neural_ae.commands._args`: every
+command that writes files takes ``-o/--out``, every long-running one ``--no-progress``,
+every one that runs a network ``--device {auto,cpu,cuda}`` and ``--threads N``
+(``test/commands/test_cli_conventions.py`` checks every registered subcommand).
 """
 import argparse
 import importlib
 import logging
 import pkgutil
 import sys
+from typing import Optional
 
 from neural_ae import __version__
 from neural_ae.core.errors import NeuralAEError
@@ -32,6 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f'neural_ae.commands.{info.name}')
         module.add_parser(sub)
     return parser
+
+
+def subcommands(parser: Optional[argparse.ArgumentParser] = None) -> dict:
+    """``{name: parser}`` of every registered subcommand (of ``parser`` or a new one)."""
+    parser = parser or build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
 
 def main(argv=None) -> int:

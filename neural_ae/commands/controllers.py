@@ -2,7 +2,9 @@
 import json
 import math
 from pathlib import Path
+import sys
 
+from neural_ae.commands._args import add_device, add_out, add_progress, apply_device_threads
 from neural_ae.core.errors import ControllerError
 
 CHOICES = ('fixed', 'average', 'gradient', 'histogram_nn', 'oracle')
@@ -43,7 +45,9 @@ def add_parser(sub) -> None:
     p.add_argument('--seed', type=int, default=0, help='scene and sensor-noise seed')
     p.add_argument('--no-noise', action='store_true', help='noiseless captures')
     p.add_argument('--sensor', default='imx249', help='sensor preset name or YAML path')
-    p.add_argument('--out', default='out/controllers', help='output folder (PNG + JSON)')
+    add_out(p, 'out/controllers', 'output folder for the PNG and JSON', metavar='DIR')
+    add_progress(p, text='no progress bar')
+    add_device(p, 'cpu', threads=1, what='histogram_nn')
     p.set_defaults(func=run)
 
 
@@ -108,12 +112,12 @@ def plot_runs(results: list, events: list, path: Path, title: str) -> Path:
 
 def run(args) -> int:
     """Run the controllers, print the table, write the PNG and JSON."""
-    import torch
     from neural_ae.core.closed_loop import run_closed_loop
     from neural_ae.core.controllers import ControllerOptions, make_controller
     from neural_ae.core.metrics.temporal import find_events, temporal_metrics
     from neural_ae.core.scenes import generate_sequence
     from neural_ae.core.sensor import load_sensor
+    from tqdm import tqdm
 
     names = [n.strip() for n in args.controllers.split(',') if n.strip()]
     bad = [n for n in names if n not in CHOICES]
@@ -121,20 +125,27 @@ def run(args) -> int:
         raise ControllerError(f'--controllers: unknown {bad or names}; choose from {CHOICES}')
     if args.frames < 2:
         raise ControllerError(f'--frames must be >= 2, got {args.frames}')
-    torch.set_num_threads(1)
+    device = apply_device_threads(args, error=ControllerError)
     sensor = load_sensor(args.sensor)
     frames = generate_sequence(args.seed, args.frames, args.sequence, args.height, args.width)
     options = ControllerOptions(latency_frames=args.latency)
     results, rows, report = [], [], {}
-    for name in names:
-        kw = {'model': args.model} if name == 'histogram_nn' and args.model else {}
-        controller = make_controller(name, options, sensor=sensor, **kw)
-        result = run_closed_loop(frames, controller, sensor=sensor, seed=args.seed,
-                                 noise=not args.no_noise)
-        metrics = temporal_metrics(result)
-        results.append(result)
-        rows.append({'controller': name, **metrics['summary']})
-        report[name] = {'metrics': metrics, 'frames': result.to_dict()}
+    bar = tqdm(total=len(names) * len(frames), unit='frame', desc='controllers',
+               disable=args.no_progress, file=sys.stderr)
+    try:
+        for name in names:
+            kw = {'model': args.model} if name == 'histogram_nn' and args.model else {}
+            if name == 'histogram_nn':
+                kw['device'] = device
+            controller = make_controller(name, options, sensor=sensor, **kw)
+            result = run_closed_loop(frames, controller, sensor=sensor, seed=args.seed,
+                                     noise=not args.no_noise, on_step=lambda *_: bar.update(1))
+            metrics = temporal_metrics(result)
+            results.append(result)
+            rows.append({'controller': name, **metrics['summary']})
+            report[name] = {'metrics': metrics, 'frames': result.to_dict()}
+    finally:
+        bar.close()
     events = find_events(results[0])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 import sys
 from types import SimpleNamespace
 
+from neural_ae.commands._args import add_out, add_progress
 from neural_ae.core.errors import ConfigError, HDRError
 import numpy as np
 
@@ -35,7 +36,9 @@ def add_parser(sub) -> None:
                        description='Write an HDR rosbag2 (32FC3 radiance on --topic, COCO '
                        'labels in <bag>/labels.json) from synthetic scenes (default), '
                        'bracketed LDR images (--brackets) or HDR files (--hdr).')
-    p.add_argument('output', help='bag directory to create (must not exist)')
+    p.add_argument('output', nargs='?', metavar='BAG',
+                   help='bag directory to create (must not exist); or give it as -o/--out')
+    add_out(p, text='bag directory to create (must not exist); same as BAG', metavar='BAG')
     src = p.add_mutually_exclusive_group()
     src.add_argument('--brackets', metavar='DIR', help='folder of bracketed LDR images with '
                      'JSON sidecars')
@@ -49,9 +52,10 @@ def add_parser(sub) -> None:
     p.add_argument('--labels', metavar='COCO.json', help='COCO labels for bracket/HDR frames')
     p.add_argument('--full-scale', type=float, help='brackets: linear value of a saturated '
                    "pixel at K t = 1 (default: the sidecar's full_well_e, else 1)")
-    p.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    p.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
+                   help='rosbag2 storage (default: mcap)')
     p.add_argument('--topic', default='/hdr/image', help='radiance topic')
-    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    add_progress(p, text='no progress bar')
     p.set_defaults(func=run)
 
 
@@ -132,6 +136,17 @@ def resolve_labels(coco: dict, stems: list) -> dict:
     return out
 
 
+def output_path(args) -> str:
+    """Return the bag directory: the positional ``BAG`` or ``-o/--out`` (one, once)."""
+    if args.output and args.out and args.output != args.out:
+        raise ConfigError(f'two output bags given ({args.output} and -o {args.out}); '
+                          'give one')
+    path = args.out or args.output
+    if not path:
+        raise ConfigError('give the bag directory to create (BAG or -o/--out)')
+    return path
+
+
 def run(args) -> int:
     """Write the bag; print a one-line JSON summary."""
     from neural_ae.core.bags import HDRBagWriter
@@ -140,7 +155,7 @@ def run(args) -> int:
 
     if not args.rate_hz > 0:
         raise ConfigError(f'--rate-hz must be > 0, got {args.rate_hz}')
-    out = Path(args.output)
+    out = Path(output_path(args))
     if out.exists():
         raise ConfigError(f'output {out} exists (bags are write-once)')
     labels = None

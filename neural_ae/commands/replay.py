@@ -6,12 +6,12 @@ force, the controller decides the next setting, and the command takes effect
 ``latency_frames`` frames later (:func:`neural_ae.core.closed_loop.run_closed_loop`).
 Outputs:
 
-- an output rosbag2 (``--output``, default ``out/replay/<bag>_<controller>``) with the raw
+- an output rosbag2 (``-o/--out``, default ``out/replay/<bag>_<controller>``) with the raw
   frames (``/camera/image_raw``, ``bayer_*16``) written as they are produced, and after the
   run one JSON ``std_msgs/String`` per frame on ``/replay/settings`` (setting in force,
   command, target, flags, raw statistics) and on ``/replay/detections`` (detector boxes
   when ``--detector`` is given; ``{"detector": null, "detections": []}`` otherwise);
-- a metrics JSON (``--metrics``, default ``<output>.metrics.json``): temporal metrics of
+- a metrics JSON (``--metrics``, default ``<out>.metrics.json``): temporal metrics of
   :func:`neural_ae.core.metrics.temporal.temporal_metrics`, timing and run settings.
 
 A corrupt or truncated input bag ends the replay at the last readable frame: everything
@@ -27,6 +27,7 @@ from pathlib import Path
 import sys
 from typing import Iterable, Optional
 
+from neural_ae.commands._args import add_device, add_out, add_progress, apply_device_threads
 from neural_ae.core.controllers import build_controller, controller_names
 from neural_ae.core.errors import BagFormatError, ConfigError
 from neural_ae.core.jsonsafe import json_safe
@@ -42,11 +43,11 @@ def add_parser(sub) -> None:
                        description='Closed-loop replay of an HDR bag: raw frames, settings '
                        'and detections to an output bag, temporal metrics to JSON.')
     p.add_argument('bag', help='HDR rosbag2 (directory or .mcap/.db3)')
-    p.add_argument('--controller', required=True, choices=controller_names(),
-                   help='controller to run')
-    p.add_argument('--output', '-o', help='output bag directory (must not exist; default '
-                   'out/replay/<bag>_<controller>)')
-    p.add_argument('--metrics', help='metrics JSON (default: <output>.metrics.json)')
+    p.add_argument('--controller', required=True, metavar='NAME',
+                   help=f'controller to run: {", ".join(controller_names())}')
+    add_out(p, text='output bag directory (must not exist; default '
+            'out/replay/<bag>_<controller>)', aliases=('--output',), metavar='BAG')
+    p.add_argument('--metrics', help='metrics JSON (default: <out>.metrics.json)')
     p.add_argument('--sensor', default='imx249', help='sensor preset or YAML')
     p.add_argument('--latency-frames', type=int, help='actuation latency [frames] '
                    '(default: the controller option latency_frames)')
@@ -59,9 +60,11 @@ def add_parser(sub) -> None:
                    help='a ControllerOptions field, value in YAML (repeatable)')
     p.add_argument('--topic', default='/hdr/image', help='radiance topic of the input bag')
     p.add_argument('--max-frames', type=int, help='replay at most this many frames')
-    p.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    p.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
+                   help='rosbag2 storage of the output bag (default: mcap)')
     p.add_argument('--no-noise', action='store_true', help='capture the expected image')
-    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    add_progress(p, text='no progress bar')
+    add_device(p, 'cpu', what='the controller network and the detector')
     p.set_defaults(func=run)
 
 
@@ -83,10 +86,12 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
                latency_frames: Optional[int] = None, seed: int = 0,
                model: Optional[str] = None, detector: Optional[str] = None,
                topic: str = '/hdr/image', max_frames: Optional[int] = None,
-               storage: str = 'mcap', noise: bool = True, show_progress: bool = True) -> dict:
+               storage: str = 'mcap', noise: bool = True, show_progress: bool = True,
+               device: str = 'cpu') -> dict:
     """
     Run the ``replay`` command as a function; return the summary it prints.
 
+    ``device`` (``'cpu'`` or ``'cuda'``): where a trained controller and the detector run.
     Raises :class:`BagFormatError` (after writing everything replayed so far) when the
     input bag is damaged, :class:`ConfigError` / ``ModelError`` for bad arguments.
     """
@@ -100,11 +105,11 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
         raise BagFormatError(f'{bag_path} has no frames on {topic}; topics: '
                              f'{sorted(bag.topics())}')
     sens = load_sensor(sensor)
-    ctrl = build_controller(controller, options, sens, model)
+    ctrl = build_controller(controller, options, sens, model, device=device)
     perception = None
     if detector:
         from neural_ae.core.models.perception import load_perception
-        perception = load_perception(detector, sens)
+        perception = load_perception(detector, sens, device)
     out = Path(output) if output else (Path('out') / 'replay' /
                                        f'{Path(bag_path).name}_{controller}')
     metrics_file = Path(metrics_path) if metrics_path else Path(f'{out}.metrics.json')
@@ -144,11 +149,13 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
 
 def run(args) -> int:
     """Replay, print a one-line JSON summary."""
-    summary = replay_bag(args.bag, args.controller, args.output, args.metrics,
+    device = apply_device_threads(args)
+    summary = replay_bag(args.bag, args.controller, args.out, args.metrics,
                          options=parse_options(args.option), sensor=args.sensor,
                          latency_frames=args.latency_frames, seed=args.seed,
                          model=args.model, detector=args.detector, topic=args.topic,
                          max_frames=args.max_frames, storage=args.storage,
-                         noise=not args.no_noise, show_progress=not args.no_progress)
+                         noise=not args.no_noise, show_progress=not args.no_progress,
+                         device=device)
     print(json.dumps(summary))
     return 0

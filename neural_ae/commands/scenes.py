@@ -1,7 +1,7 @@
 """
 ``neural-ae scenes``: write procedural HDR scenes, or print their dynamic-range table.
 
-``--out DIR`` writes N scenes (or ``--sequence NAME`` frames) as tone-mapped PNG
+``-o/--out DIR`` writes N scenes (or ``--sequence NAME`` frames) as tone-mapped PNG
 previews plus ``annotations.json`` (COCO), optionally the linear radiance
 (``--save-hdr npy|hdr|npz``) and three bracketed JPEGs per scene (``--brackets``).
 ``--stats`` prints the per-scenario dynamic range (median and 95th percentile, dB).
@@ -11,6 +11,7 @@ from pathlib import Path
 import sys
 
 import cv2
+from neural_ae.commands._args import add_out, add_progress
 from neural_ae.core import hdr
 from neural_ae.core import scenes as sc
 from neural_ae.core.errors import SceneError
@@ -25,15 +26,17 @@ def add_parser(sub) -> None:
     """Register ``scenes``."""
     p = sub.add_parser('scenes', help='procedural HDR driving scenes: previews, COCO, stats',
                        description=__doc__.strip().splitlines()[0])
-    p.add_argument('--out', metavar='DIR', help='write scenes here')
+    add_out(p, text='write scenes here', metavar='DIR')
     p.add_argument('--n', type=int, default=16, help='number of scenes or frames (16)')
     p.add_argument('--seed', type=int, default=0, help='first seed (0)')
     p.add_argument('--scenario', default=None, choices=sc.SCENARIOS,
                    help='scenario of every scene (default: the lighting mix)')
     p.add_argument('--sequence', default=None, choices=sc.SEQUENCE_SCENARIOS,
                    help='write one sequence of --n frames instead of independent scenes')
-    p.add_argument('--height', type=int, default=sc.DEFAULT_HEIGHT)
-    p.add_argument('--width', type=int, default=sc.DEFAULT_WIDTH)
+    p.add_argument('--height', type=int, default=sc.DEFAULT_HEIGHT,
+                   help=f'scene height [px] ({sc.DEFAULT_HEIGHT})')
+    p.add_argument('--width', type=int, default=sc.DEFAULT_WIDTH,
+                   help=f'scene width [px] ({sc.DEFAULT_WIDTH})')
     p.add_argument('--brackets', action='store_true',
                    help='also write three bracketed JPEGs + JSON sidecar per scene')
     p.add_argument('--save-hdr', choices=('npy', 'npz', 'hdr'), default=None,
@@ -43,6 +46,7 @@ def add_parser(sub) -> None:
                    help='print the per-scenario dynamic range table (median, p95 dB)')
     p.add_argument('--n-per-scenario', type=int, default=16,
                    help='scenes per scenario for --stats (16)')
+    add_progress(p)
     p.set_defaults(func=run)
 
 
@@ -68,7 +72,7 @@ def _write(args, out: Path) -> int:
                   for i in range(args.n))
     written, names, metas = [], [], []
     for i, scene in enumerate(tqdm(frames, total=args.n, desc='scenes', unit='scene',
-                                   file=sys.stderr)):
+                                   disable=args.no_progress, file=sys.stderr)):
         stem = f'{scene.scenario}_{scene.seed:06d}' if not args.sequence else \
             f'{args.sequence}_{args.seed:06d}_{i:05d}'
         name = f'{stem}.png'
@@ -101,7 +105,8 @@ def _stats(args) -> int:
     n = int(args.n_per_scenario)
     if n < 1:
         raise SceneError(f'--n-per-scenario must be >= 1; got {n}')
-    bar = tqdm(total=n * len(sc.SCENARIOS), desc='stats', unit='scene', file=sys.stderr)
+    bar = tqdm(total=n * len(sc.SCENARIOS), desc='stats', unit='scene',
+               disable=args.no_progress, file=sys.stderr)
     table = sc.scenario_dynamic_range_table(n, args.seed, (args.height, args.width),
                                             progress=lambda: bar.update(1))
     bar.close()

@@ -1,6 +1,7 @@
 """``neural-ae sensor``: check the simulated sensor against theory; SNR plot."""
 from pathlib import Path
 
+from neural_ae.commands._args import add_out
 from neural_ae.core import sensor as S
 import numpy as np
 
@@ -12,8 +13,9 @@ def add_parser(sub) -> None:
     p.add_argument('--gain-db', type=float, default=0.0, help='analog gain [dB]')
     p.add_argument('--t-exp-ms', type=float, default=10.0, help='exposure time [ms]')
     p.add_argument('--size', type=int, default=256, help='flat-field patch side [px]')
-    p.add_argument('--snr-plot', default='out/sensor_snr.png', help='PNG to write')
-    p.add_argument('--seed', type=int, default=0)
+    add_out(p, 'out/sensor_snr.png', 'SNR plot PNG to write', aliases=('--snr-plot',),
+            metavar='PNG')
+    p.add_argument('--seed', type=int, default=0, help='sensor-noise seed (0)')
     p.set_defaults(func=run)
 
 
@@ -84,6 +86,6 @@ def run(args) -> int:
         print(f'{r["signal_e"]:10.0f} {r["mean_dn"]:9.2f} {r["mean_theory_dn"]:9.2f} '
               f'{r["mean_err_pct"]:6.2f} {r["var_dn2"]:9.2f} {r["var_theory_dn2"]:9.2f} '
               f'{r["var_err_pct"]:6.2f}')
-    path = snr_plot(sensor, t, gain, args.size, args.seed, Path(args.snr_plot))
+    path = snr_plot(sensor, t, gain, args.size, args.seed, Path(args.out))
     print(f'SNR plot: {path}')
     return 0

@@ -8,6 +8,7 @@ DistributedDataParallel (gloo on CPU, nccl on GPU). See
 """
 import json
 
+from neural_ae.commands._args import add_device, add_out, add_progress, apply_device_threads
 from neural_ae.core.errors import ConfigError
 from neural_ae.core.training.config import load_config
 
@@ -18,12 +19,16 @@ def add_parser(sub) -> None:
     p.add_argument('--config', help='training YAML (config/train_*.yaml)')
     p.add_argument('--resume', default=None, help='checkpoint to continue from (final.pt, '
                    'checkpoint_epochNNN.pt)')
-    p.add_argument('--output', default=None, help='output folder (default out/train/<name>)')
+    add_out(p, text='output folder (default: out/train/<name>)', aliases=('--output',),
+            metavar='DIR')
     p.add_argument('--epochs', type=int, default=None, help='override the number of epochs')
     p.add_argument('--max-minutes', type=float, default=None,
                    help='stop (with checkpoint and evaluation) after this wall time [min]')
     p.add_argument('--export', default=None, help='also write the slim model.pt here')
-    p.add_argument('--no-progress', action='store_true', help='no tqdm bar')
+    add_progress(p, text='no tqdm bar')
+    add_device(p, None, what='the networks (training, --evaluate, --verify)',
+               default_help="the config's device; cpu for --evaluate / --verify",
+               threads_help="the config's num_threads")
     p.add_argument('--evaluate', metavar='CKPT', default=None,
                    help='only evaluate this checkpoint on held-out pairs (mAP@0.5 at e_base, '
                    '10x over/under, closed loop) and exit')
@@ -40,10 +45,11 @@ def run(args) -> int:
     """Train (or evaluate); print a JSON summary (rank 0)."""
     from neural_ae.core.training.engine import evaluate_checkpoint, train
 
+    device = apply_device_threads(args)
     if args.verify:
         from neural_ae.core.training.checkpoints import compare_fingerprint
 
-        res = compare_fingerprint(args.verify)
+        res = compare_fingerprint(args.verify, device or 'cpu')
         now = res['now']
         print(json.dumps({'checkpoint': args.verify, 'identical': res['identical'],
                           'max_abs_diff': res['max_abs_diff'], 'u': now['u'].tolist(),
@@ -52,7 +58,7 @@ def run(args) -> int:
         return 0 if res['identical'] else 1
     if args.evaluate:
         res = evaluate_checkpoint(args.evaluate, args.val_size, args.val_seed_start,
-                                  progress=not args.no_progress)
+                                  device=device or 'cpu', progress=not args.no_progress)
         cfg = res.pop('config')
         print(json.dumps({'checkpoint': args.evaluate, 'pairs': cfg['val_size'],
                           'seeds': f'{cfg["val_seed_start"]}..'
@@ -63,8 +69,9 @@ def run(args) -> int:
         return 0
     if not args.config:
         raise ConfigError('train: --config is required (unless --evaluate)')
-    cfg = load_config(args.config, epochs=args.epochs)
-    output = args.output or f'out/train/{cfg.name}'
+    cfg = load_config(args.config, epochs=args.epochs, device=args.device,
+                      num_threads=args.threads)
+    output = args.out or f'out/train/{cfg.name}'
     summary = train(cfg, output, resume=args.resume, max_minutes=args.max_minutes,
                     progress=not args.no_progress, export=args.export)
     if summary is not None and summary.get('curve'):      # rank 0 only
