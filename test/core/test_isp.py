@@ -86,6 +86,38 @@ def test_tone_curve_endpoints_finite_slope_and_range():
     assert 10 < slope0 < 30  # finite slope at 0, sRGB-like (12.92)
 
 
+def _documented_tone(x, gamma, eps):
+    """Evaluate the docstring's formula in plain Python: clamp, then the power curve."""
+    x = min(max(x, 0.0), 1.0)
+    g = 1.0 / gamma
+    return ((x + eps) ** g - eps ** g) / ((1 + eps) ** g - eps ** g)
+
+
+@pytest.mark.parametrize('gamma, eps', [(2.2, 1e-3), (1.8, 1e-2), (2.4, 1e-4), (1.0, 0.5)])
+def test_tone_curve_follows_its_documented_formula(gamma, eps):
+    xs = [-0.3, 0.0, 1e-6, 1e-3, 0.01, 0.05, 0.18, 0.3, 0.5, 0.75, 0.9, 1.0, 1.7]
+    x = torch.tensor(xs, dtype=D).reshape(1, 1, -1).expand(3, 1, -1)
+    y = tone_curve(x, gamma, eps)
+    expected = torch.tensor([_documented_tone(v, gamma, eps) for v in xs], dtype=D)
+    for c in range(3):
+        torch.testing.assert_close(y[c, 0], expected, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(ToneCurve(gamma, eps).double()(x), y)
+    # one value worked out: gamma 2.2, eps 1e-3, x = 0.18 -> 0.435165
+    if (gamma, eps) == (2.2, 1e-3):
+        assert y[0, 0, 6].item() == pytest.approx(0.4351648, abs=1e-6)
+
+
+def test_isp_applies_levels_and_tone_curve_to_a_flat_raw():
+    """A flat raw frame comes out as tone((raw - black) / (white - black)) in every channel."""
+    cfg = ISPConfig(black_level_dn=64.0, white_level_dn=4095.0, clamp_leak=0.0)
+    for dn in (64.0, 100.0, 800.0, 2079.5, 4095.0):
+        out = ISP(cfg).double()(torch.full((1, 1, 6, 8), dn, dtype=D))
+        x = (dn - 64.0) / (4095.0 - 64.0)
+        # gamma is stored as a float32 log: 1e-7 relative
+        torch.testing.assert_close(out, torch.full_like(out, _documented_tone(x, 2.2, 1e-3)),
+                                   rtol=1e-6, atol=1e-9)
+
+
 def test_clamp_unit_forward_exact_gradient_leaks():
     x = torch.tensor([-1.0, 0.5, 2.0], dtype=D, requires_grad=True)
     y = clamp_unit(x, leak=0.01)
@@ -105,6 +137,56 @@ def test_demosaic_constant_colour(pattern):
     # interior pixels (and, with reflect padding, the border too)
     torch.testing.assert_close(out[..., 1:-1, 1:-1], rgb[..., 1:-1, 1:-1])
     torch.testing.assert_close(out, rgb)
+
+
+def _plane_ramp(h, w, coeffs):
+    """``(3, H, W)`` float64 planes ``c0 + cy y + cx x + qy y^2 + qx x^2 + qxy x y``."""
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=D), torch.arange(w, dtype=D), indexing='ij')
+    return torch.stack([c0 + cy * yy + cx * xx + qy * yy ** 2 + qx * xx ** 2 + qxy * xx * yy
+                        for c0, cy, cx, qy, qx, qxy in coeffs])
+
+
+@pytest.mark.parametrize('pattern', BAYER_PATTERNS)
+def test_bilinear_demosaic_is_exact_on_a_linear_ramp(pattern):
+    """Bilinear interpolation reproduces a plane (a different one per colour) exactly."""
+    rgb = _plane_ramp(10, 12, [(0.1, 0.03, 0.02, 0, 0, 0), (0.5, -0.02, 0.05, 0, 0, 0),
+                               (0.9, 0.01, -0.04, 0, 0, 0)])
+    out = demosaic(mosaic(rgb[None], pattern), pattern)[0]
+    torch.testing.assert_close(out[:, 1:-1, 1:-1], rgb[:, 1:-1, 1:-1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('pattern', BAYER_PATTERNS)
+def test_bilinear_demosaic_averages_the_documented_neighbours(pattern):
+    """
+    On ``f = qy y^2 + qx x^2 + qxy x y`` every missing value has a known error.
+
+    Green from its 4 direct neighbours: ``f + (qy + qx) / 2``; red/blue from 2 neighbours
+    in the same row: ``f + qx``, in the same column: ``f + qy``, from 4 diagonal ones:
+    ``f + qy + qx`` (the ``x y`` term cancels in each symmetric average). A green averaged
+    along rows only would give ``f + qx``, a red from 2 of its 4 diagonals
+    ``f + qy + qx - qxy``.
+    """
+    qy, qx, qxy = 0.003, 0.011, 0.007
+    h, w = 10, 12
+    rgb = _plane_ramp(h, w, [(0.2, 0, 0, qy, qx, qxy)] * 3)
+    out = demosaic(mosaic(rgb[None], pattern), pattern)[0]
+    masks = bayer_masks(pattern, h, w, D)
+    expected = rgb.clone()
+    for y in range(1, h - 1):
+        for x in range(1, w - 1):
+            for c in range(3):
+                if masks[c, y, x]:
+                    continue
+                if c == 1:
+                    expected[c, y, x] += (qy + qx) / 2
+                elif masks[c, y, x - 1]:
+                    expected[c, y, x] += qx
+                elif masks[c, y - 1, x]:
+                    expected[c, y, x] += qy
+                else:
+                    expected[c, y, x] += qy + qx
+    torch.testing.assert_close(out[:, 1:-1, 1:-1], expected[:, 1:-1, 1:-1], rtol=0, atol=1e-12)
+    assert (out[1, 1:-1, 1:-1] != rgb[1, 1:-1, 1:-1]).any()
 
 
 def test_demosaic_keeps_samples_and_leading_dims():
