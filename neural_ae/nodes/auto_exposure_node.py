@@ -36,17 +36,39 @@ preview, boxes, setting), and ``/diagnostics`` every ``diagnostics_period_s`` (e
 [us], gain [dB], EV = log2(K t / 1 s), controller, decision latency, clamping, fallback,
 driver reachable, dropped and bad frames).
 
-Bad input never stops the node: unsupported encodings, inconsistent sizes and empty
-images are skipped with a throttled warning (odd sizes are cropped to even); an
-unreachable driver gives a warning and ``driver reachable: false``; out-of-range
-parameters are rejected by their descriptors, inconsistent combinations by the
-on-set-parameters callback (with the reason).
+Bad input never stops the node, and no command is sent for it:
+
+- images: unsupported encodings, inconsistent sizes or steps, empty images and images
+  declaring more than ``max_image_mpx`` are skipped before decoding with a throttled
+  warning, counted as ``bad_frames`` (odd sizes are cropped to even);
+- raw layout: ``bit_depth`` bits stored ``bit_shift`` bits up in the 16-bit word
+  (defaults: the sensor's bit depth, 0; ``bit_shift -1`` = detect it). The first frames
+  (and later any frame above the white level) are checked: values above the white level,
+  data stored in the top bits, an ``is_bigendian`` flag that does not fit the data
+  (:func:`neural_ae.ros.conversions.inspect_raw16`). A finding is logged once and shown
+  on ``/diagnostics`` (``raw_check``, level WARN); frames are still used (clipped);
+- exposure feedback: messages over ``max_feedback_chars``, malformed or deeply nested
+  JSON, wrong types, non-finite or out-of-range values, non-integer stamps are refused
+  (:mod:`neural_ae.ros.feedback`), with a throttled warning, counted as ``bad_feedback``;
+- an unreachable driver gives a throttled warning with the reason and
+  ``driver reachable: false``; what is sent lies inside the configured exposure and gain
+  bounds exactly, in the driver's units too (:class:`neural_ae.ros.actuator.CommandBounds`);
+- parameters: out-of-range values are rejected by their descriptors, inconsistent
+  combinations and model files that are missing or not a torch checkpoint by the
+  on-set-parameters callback (with the reason). A model file that passes that check but
+  cannot be built is reported when the worker tries it: the running controller stays,
+  the controller parameters are set back to the running ones, and ``/diagnostics`` says
+  WARN with the reason. ``/diagnostics`` always names the controller actually running
+  (``controller``; ``controller_requested`` while a change is pending). A controller that
+  needs backbone features gets its detector from its model file when ``detector_path`` is
+  empty, at configure and at a runtime switch (loaded in the worker). Invalid values at
+  start-up end :func:`main` with a one-line error and exit code 2.
 """
 from collections import deque, OrderedDict
-import json
 import math
 from pathlib import Path
 import signal
+import sys
 import threading
 import time
 from typing import Optional
@@ -56,22 +78,26 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from neural_ae.core.checkpoints import resolve_model_path
 from neural_ae.core.controllers import (build_controller, controller_names, ExposureSetting,
                                         get_spec, specs)
-from neural_ae.core.errors import ControllerError, ModelError, NeuralAEError
+from neural_ae.core.errors import ConfigError, ControllerError, ModelError, NeuralAEError
 from neural_ae.core.loop import FrameStep
 from neural_ae.core.models.perception import load_perception, Perception
 from neural_ae.core.preview import render_raw
 from neural_ae.core.sensor import load_sensor, SensorConfig
 from neural_ae.ros import params as P
-from neural_ae.ros.actuator import CameraActuator, make_preset, PRESETS
-from neural_ae.ros.conversions import (array_to_image, ImageConversionError,
-                                       raw_frame_from_image, stamp_to_ns)
+from neural_ae.ros.actuator import CameraActuator, CommandBounds, make_preset, PRESETS
+from neural_ae.ros.conversions import (array_to_image, check_image_size, decode_raw,
+                                       ImageConversionError, inspect_raw16,
+                                       raw_frame_from_array, short_name, stamp_to_ns)
 from neural_ae.ros.detections import DetectionPublisher
+from neural_ae.ros.feedback import FeedbackError, FeedbackLimits, parse_exposure_feedback
 from neural_ae.ros.qos import command_qos, diagnostics_qos, image_qos
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
@@ -83,6 +109,12 @@ NODE_CONTROLLERS = controller_names(live=True)
 """Controllers the node can run: the registry's live ones (the oracle needs the scene)."""
 LATENCY_WINDOW = 100
 """Decision latencies kept for the diagnostics' percentiles [frames]."""
+RAW_CHECK_FRAMES = 30
+"""Frames fully checked for raw-layout misreads after configure or a bit_* change."""
+TORCH_MAGIC = (b'PK\x03\x04', b'\x80')
+"""First bytes of a torch checkpoint: zip (torch >= 1.6) or a legacy pickle."""
+RAW_PARAMS = frozenset({'bit_depth', 'bit_shift'})
+"""Parameters that change how raw frames are read."""
 
 
 def controller_params() -> frozenset:
@@ -148,7 +180,19 @@ def ae_parameter_specs(sensor: SensorConfig) -> list:
                     'confident [-].', 0.0, 1.0),
         P.ParamSpec('diagnostics_period_s', 1.0, 'Period of /diagnostics [s].', 0.05, 60.0),
         P.ParamSpec('bad_input_warn_period_s', 5.0, 'At most one bad-input warning per '
-                    'this period [s].', 0.1, 3600.0),
+                    'this period and topic; also the period of the unreachable-driver '
+                    'warning [s].', 0.1, 3600.0),
+        P.ParamSpec('bit_depth', int(sensor.bit_depth), 'Significant bits of 16-bit raw '
+                    "images (bayer_*16, mono16); values are rescaled to the sensor's "
+                    f"{sensor.bit_depth} bits. Default: the sensor's [bit].", 8, 16),
+        P.ParamSpec('bit_shift', 0, 'Raw values are stored shifted left by this many bits '
+                    '(4: 12-bit data in the top bits of a 16-bit word); -1 = auto: 0 unless '
+                    'the first frames show data in the top bits. bit_depth + bit_shift <= '
+                    '16 [bit].', -1, 8),
+        P.ParamSpec('max_image_mpx', 64.0, 'Images declaring more pixels are refused '
+                    'before decoding [Mpx].', 0.001, 1000.0),
+        P.ParamSpec('max_feedback_chars', 65536, 'Exposure feedback messages longer than '
+                    'this are refused before parsing [characters].', 256, 16777216),
         P.ParamSpec('autostart', False, 'Configure and activate at start-up (main() only).',
                     read_only=True),
     ]
@@ -193,6 +237,60 @@ def _model_path(values: dict) -> Path:
                               get_spec(values['controller']).default_model)
 
 
+def model_file_problem(path: Path) -> Optional[str]:
+    """
+    Why ``path`` cannot be a model file, from a cheap look (no torch.load), else None.
+
+    Missing, not a file, unreadable, empty, or not starting like a torch checkpoint (zip
+    or pickle). A file that passes can still fail to load; the worker reports that.
+    """
+    try:
+        if not path.is_file():
+            return f'not found: {path}'
+        with path.open('rb') as handle:
+            head = handle.read(4)
+    except OSError as err:
+        return f'cannot read {path}: {err.strerror or err}'
+    if not head:
+        return f'{path} is empty'
+    if not head.startswith(TORCH_MAGIC):
+        return f'{path} is not a torch checkpoint (neither zip nor pickle)'
+    return None
+
+
+def command_bounds(values: dict, sensor: SensorConfig) -> CommandBounds:
+    """Return the exposure and gain bounds the parameters configure, in their own units."""
+    t_lo = values['min_exposure_us'] or float(sensor.min_exposure_us)
+    t_hi = values['max_exposure_us'] or float(sensor.max_exposure_us)
+    g_hi = values['max_gain_db'] if values['max_gain_db'] >= 0 else float(sensor.max_gain_db)
+    return CommandBounds(float(t_lo), float(t_hi), float(values['min_gain_db']), float(g_hi))
+
+
+def value_problem(specs, values: dict, sensor: SensorConfig) -> Optional[str]:
+    """Return why ``values`` are not a valid parameter set (type, range, choice, combination)."""
+    for spec in specs:
+        reason = P.check_value(spec, values[spec.name])
+        if reason:
+            return f'{spec.name}: {reason}'
+    if values['bit_depth'] + max(values['bit_shift'], 0) > 16:
+        return (f'bit_depth {values["bit_depth"]} + bit_shift {values["bit_shift"]} exceeds '
+                'the 16 bits of the word')
+    return P.check_options(values, sensor)
+
+
+def _one_line(err: BaseException) -> str:
+    return ' '.join(str(err).split()) or type(err).__name__
+
+
+def loggable(text: str, limit: int = 300) -> str:
+    """``text`` cut to ``limit`` characters, control characters and lone surrogates escaped."""
+    text = str(text)[:limit]
+    if text.isprintable():
+        return text
+    return ''.join(c if c.isprintable() else c.encode('unicode_escape', 'backslashreplace')
+                   .decode('ascii') for c in text)
+
+
 # --------------------------------------------------------------------------- node
 
 
@@ -205,6 +303,10 @@ class AutoExposureNode(LifecycleNode):
         self.specs = ae_parameter_specs(self.sensor)
         self._option_names = {s.name for s in P.controller_option_specs(self.sensor)}
         self.values = P.declare(self, self.specs)
+        reason = value_problem(self.specs, self.values, self.sensor)
+        if reason:
+            self.destroy_node()
+            raise ConfigError(f'invalid parameter: {reason}')
         self._lock = threading.RLock()
         self._mailbox = LatestFrameMailbox()
         self._stop = threading.Event()
@@ -224,10 +326,23 @@ class AutoExposureNode(LifecycleNode):
         self._active = False
         self.frames_processed = 0
         self.bad_frames = 0
+        self.bad_feedback = 0
         self.errors = 0
         self._last_bad = ''
         self._last_bad_ns = 0
+        self._last_bad_feedback = ''
+        self._last_bad_feedback_ns = 0
         self._last_error = ''
+        self._perception_source = ''
+        self._running_values: dict = {}
+        self._controller_error = ''
+        self._reverting: Optional[int] = None
+        self._raw_checked = 0
+        self._raw_finding = None
+        self._raw_warned = set()
+        self._auto_shift: Optional[int] = None
+        self._feedback_limits = FeedbackLimits.for_sensor(self.sensor,
+                                                          self.values['max_feedback_chars'])
         self._last = {}
         self._latencies_ms: deque = deque(maxlen=LATENCY_WINDOW)
         self._step: Optional[FrameStep] = None
@@ -247,19 +362,25 @@ class AutoExposureNode(LifecycleNode):
         values = P.read(self, self.specs)
         try:
             controller = self._build_controller(values)
-            perception = self._load_perception(values)
+            perception, source = self._load_perception(values)
             preset = self._preset(values)
+            step = FrameStep(controller, perception)
+            bounds = command_bounds(values, self.sensor)
         except (NeuralAEError, FileNotFoundError, OSError) as err:
             self._last_error = f'configure failed: {err}'
             self.get_logger().error(self._last_error)
             return TransitionCallbackReturn.FAILURE
         with self._lock:
             self._controller, self._perception = controller, perception
-            self._step = FrameStep(controller, perception)
+            self._perception_source = source
+            self._step = step
             self._dirty = False
             self.values = values
+            self._running_values = dict(values)
+            self._controller_error = ''
+        self._reset_raw_check()
         self._actuator = CameraActuator(self, preset, values['driver_node'] or None,
-                                        values['driver_timeout_s'])
+                                        values['driver_timeout_s'], bounds=bounds)
         self._subs.append(self.create_subscription(Image, 'camera/image_raw', self._on_image,
                                                    image_qos(1)))
         if values['exposure_feedback_topic']:
@@ -274,7 +395,7 @@ class AutoExposureNode(LifecycleNode):
         self._last_error = ''
         self.get_logger().info(
             f'configured: controller {values["controller"]}, detector '
-            f'{values["detector_path"] or "none"}, driver {self._actuator.driver_node} '
+            f'{source or "none"}, driver {self._actuator.driver_node} '
             f'({preset.name}: {preset.exposure_param}, {preset.gain_param or "no gain"})')
         return super().on_configure(state)
 
@@ -341,7 +462,10 @@ class AutoExposureNode(LifecycleNode):
         with self._lock:
             self._controller = None
             self._perception = None
+            self._perception_source = ''
             self._step = None
+            self._running_values = {}
+            self._controller_error = ''
         self._initial = None
         self._configured = False
 
@@ -370,12 +494,25 @@ class AutoExposureNode(LifecycleNode):
             raise ModelError(f'{err} (set model_path, or train one with neural-ae train)') \
                 from err
 
-    def _load_perception(self, values: dict) -> Optional[Perception]:
-        """Load the detector of ``detector_path``, else (features needed) of the model file."""
+    def _load_perception(self, values: dict) -> tuple:
+        """
+        ``(perception, source)``: the detector of ``detector_path``, else of the model file.
+
+        The model file is read only for a controller that needs backbone features;
+        ``source`` says where the detector came from (``''`` = none).
+        """
         if values['detector_path']:
-            return load_perception(values['detector_path'], self.sensor, values['device'])
+            return (load_perception(values['detector_path'], self.sensor, values['device']),
+                    f'detector_path {values["detector_path"]}')
         if not get_spec(values['controller']).needs_features:
-            return None
+            return None, ''
+        return self._perception_from_model(values), self._model_source(values)
+
+    @staticmethod
+    def _model_source(values: dict) -> str:
+        return f'model file {_model_path(values)}'
+
+    def _perception_from_model(self, values: dict) -> Perception:
         path = _model_path(values)
         try:  # a training checkpoint carries the detector whose features it was trained on
             return load_perception(path, self.sensor, values['device'])
@@ -393,50 +530,71 @@ class AutoExposureNode(LifecycleNode):
     # ------------------------------------------------------------------ parameters
 
     def _validate(self, params) -> SetParametersResult:
+        """
+        Accept or refuse a parameter change (on the executor: cheap checks only).
+
+        Ranges, choices and option combinations; for a configured node whose controller
+        changes, a trained controller's model file must exist and look like a torch
+        checkpoint (its detector, when the controller needs features and no detector is
+        loaded, comes from that file in the worker).
+        """
+        try:
+            return self._validate_checked(params)
+        except Exception as err:  # noqa: BLE001 - a parameter service must answer
+            return SetParametersResult(successful=False, reason=f'cannot check: {err}'[:300])
+
+    def _validate_checked(self, params) -> SetParametersResult:
         values, reason = P.merged_values(self, self.specs, params)
         if reason is None:
-            reason = P.check_options(values, self.sensor)
+            reason = value_problem(self.specs, values, self.sensor)
         names = {p.name for p in params}
         if reason is None and self._configured and names & controller_params():
             spec = get_spec(values['controller'])
-            if spec.trained and not _model_path(values).is_file():
-                reason = (f'model file for {values["controller"]} not found: '
-                          f'{_model_path(values)}')
-            elif spec.needs_features and self._perception is None:
+            problem = model_file_problem(_model_path(values)) if spec.trained else None
+            if problem:
+                reason = f'model file for {values["controller"]}: {problem}'
+            elif spec.needs_features and not spec.trained and self._perception is None:
                 reason = f'{values["controller"]} needs a detector (detector_path)'
         if reason:
             return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
 
     def _apply(self, params) -> None:
+        names = {p.name for p in params}
         with self._lock:
             self.values = P.read(self, self.specs)
-            if {p.name for p in params} & (controller_params() | self._option_names):
+            reverting = self._reverting == threading.get_ident()
+            if names & (controller_params() | self._option_names) and not reverting:
                 self._dirty = True
             if self._det_pub is not None:
                 self._det_pub.score_threshold = self.values['detection_score_threshold']
             if self._actuator is not None:
                 self._actuator.timeout_s = self.values['driver_timeout_s']
+            self._feedback_limits = FeedbackLimits.for_sensor(
+                self.sensor, self.values['max_feedback_chars'])
+        if names & RAW_PARAMS:
+            self._reset_raw_check()
 
     # ------------------------------------------------------------------ input
 
     def _on_image(self, msg: Image) -> None:
+        """Leave the frame for the worker (everything is checked there)."""
         if self._active:
             self._mailbox.put((msg, time.monotonic()))
 
     def _on_feedback(self, msg: String) -> None:
+        """Remember which setting produced a frame; any message that is not trusted is refused."""
         try:
-            doc = json.loads(msg.data)
-            setting = ExposureSetting(float(doc['exposure_time_us']), float(doc['gain_db']))
-            key = int(doc['stamp_ns'])
-            if not setting.is_valid():
-                raise ValueError(f'invalid setting {setting}')
-        except (ValueError, KeyError, TypeError) as err:
-            self._bad_input(f'bad exposure feedback on {self.values["exposure_feedback_topic"]}'
-                            f': {err}')
+            feedback = parse_exposure_feedback(msg.data, self._feedback_limits)
+        except FeedbackError as err:
+            self._bad_feedback(str(err))
+            return
+        except Exception as err:  # noqa: BLE001 - a subscription callback survives any message
+            self._bad_feedback(f'{type(err).__name__}: {err}')
             return
         with self._feedback_cond:
-            self._feedback[key] = setting
+            self._feedback[feedback.stamp_ns] = feedback.setting
+            self._feedback.move_to_end(feedback.stamp_ns)
             while len(self._feedback) > 256:
                 self._feedback.popitem(last=False)
             self._feedback_seen = True
@@ -453,11 +611,25 @@ class AutoExposureNode(LifecycleNode):
                 self._feedback_cond.wait(left)
 
     def _bad_input(self, text: str) -> None:
-        self.bad_frames += 1
-        self._last_bad = text
-        self._last_bad_ns = time.monotonic_ns()
-        self.get_logger().warning(f'skipping input: {text}',
+        """Count a refused image (its own throttled warning)."""
+        text = loggable(text)
+        with self._lock:
+            self.bad_frames += 1
+            self._last_bad = text
+            self._last_bad_ns = time.monotonic_ns()
+        self.get_logger().warning(f'skipping image: {text}',
                                   throttle_duration_sec=self.values['bad_input_warn_period_s'])
+
+    def _bad_feedback(self, text: str) -> None:
+        """Count a refused feedback message (its own throttled warning)."""
+        text = loggable(text)
+        with self._lock:
+            self.bad_feedback += 1
+            self._last_bad_feedback = text
+            self._last_bad_feedback_ns = time.monotonic_ns()
+        self.get_logger().warning(
+            f'skipping exposure feedback on {self.values["exposure_feedback_topic"]}: {text}',
+            throttle_duration_sec=self.values['bad_input_warn_period_s'])
 
     # ------------------------------------------------------------------ worker
 
@@ -470,21 +642,64 @@ class AutoExposureNode(LifecycleNode):
                 self._process(*item)
             except Exception as err:  # noqa: BLE001 - one bad frame must not stop the node
                 self.errors += 1
-                self._last_error = f'{type(err).__name__}: {err}'
+                self._last_error = loggable(f'{type(err).__name__}: {err}')
                 self.get_logger().error(f'frame failed: {self._last_error}',
                                         throttle_duration_sec=5.0)
+
+    def _decode(self, msg: Image) -> tuple:
+        """``(raw, pattern)`` of an image, its layout checked; ImageConversionError if bad."""
+        values = self.values
+        check_image_size(msg, int(values['max_image_mpx'] * 1e6))
+        arr, _ = decode_raw(msg)
+        depth, shift = int(values['bit_depth']), 0
+        if arr.dtype == np.uint16:
+            auto = values['bit_shift'] < 0
+            shift = (self._auto_shift or 0) if auto else int(values['bit_shift'])
+            self._check_raw(arr, bool(msg.is_bigendian), depth, shift, auto)
+            if auto:
+                shift = self._auto_shift or 0
+        return raw_frame_from_array(arr, msg.encoding, depth, shift, int(self.sensor.bit_depth))
+
+    def _reset_raw_check(self) -> None:
+        with self._lock:
+            self._raw_checked = 0
+            self._raw_finding = None
+            self._raw_warned = set()
+            self._auto_shift = None
+
+    def _check_raw(self, arr, bigendian: bool, depth: int, shift: int, auto: bool) -> None:
+        """Check the first frames (and any frame above the white level) for misreads."""
+        if self._raw_checked >= RAW_CHECK_FRAMES and \
+                (int(arr.max()) >> shift) <= (1 << depth) - 1:
+            return
+        self._raw_checked += 1
+        check = inspect_raw16(arr, depth, shift, bigendian)
+        if not check.finding:
+            return
+        fits = check.finding in ('shifted', 'low_bits')
+        if auto and check.suggested_shift is not None and fits:
+            with self._lock:
+                self._auto_shift = check.suggested_shift
+            self.get_logger().info(f'bit_shift auto: {check.suggested_shift} ({check.message})')
+            return
+        with self._lock:
+            self._raw_finding = check
+            first = check.finding not in self._raw_warned
+            self._raw_warned.add(check.finding)
+        if first:
+            self.get_logger().warning(f'raw frames look misread: {check.message}')
 
     def _process(self, msg: Image, received: float) -> None:
         t_start = time.perf_counter()
         try:
-            raw, pattern = raw_frame_from_image(msg, self.sensor.bit_depth)
+            raw, pattern = self._decode(msg)
         except ImageConversionError as err:
             self._bad_input(str(err))
             return
         h, w = raw.shape
         raw = raw[:h - h % 2, :w - w % 2]
         if raw.shape[0] < 2 or raw.shape[1] < 2:
-            self._bad_input(f'image {h}x{w} ({msg.encoding}) is too small')
+            self._bad_input(f'image {h}x{w} ({short_name(msg.encoding)}) is too small')
             return
         if pattern not in (None, self.sensor.bayer_pattern) and not self._said_pattern:
             self._said_pattern = True
@@ -506,6 +721,9 @@ class AutoExposureNode(LifecycleNode):
             self._bad_input(f'controller rejected the frame: {err}')
             return
         decision = result.decision
+        if not decision.setting.is_valid():  # never sent; the controllers do not do this
+            self._bad_input(f'controller produced an invalid setting {decision.setting}')
+            return
         sent = self._actuator.command(decision.setting) if self._actuator else False
         latency_ms = (time.perf_counter() - t_start) * 1e3
         n_dets = 0
@@ -544,31 +762,70 @@ class AutoExposureNode(LifecycleNode):
         Build the controller the parameters now ask for, outside the lock, then swap it in.
 
         Loading a model (``torch.load``) can take long; ``_apply`` and ``diagnostics()``
-        keep answering meanwhile. A failed build keeps the old controller.
+        keep answering meanwhile. A controller that needs backbone features while no
+        detector of its own is loaded gets the one of its model file (also loaded here). A
+        failed build keeps the old controller, sets the controller parameters back to the
+        running ones and leaves the reason for ``/diagnostics`` (WARN).
         """
         with self._lock:
             if not self._dirty:
                 return
             self._dirty = False
             values = dict(self.values)
+            perception, source = self._perception, self._perception_source
         try:
             new = self._build_controller(values)
-        except (NeuralAEError, FileNotFoundError, OSError) as err:
-            self._last_error = f'controller not changed: {err}'
-            self.get_logger().error(self._last_error)
+            if get_spec(values['controller']).needs_features and not values['detector_path'] \
+                    and source != self._model_source(values):
+                perception = self._perception_from_model(values)
+                source = self._model_source(values)
+            step = FrameStep(new, perception)
+            bounds = command_bounds(values, self.sensor)
+        except Exception as err:  # noqa: BLE001 - a model file is outside input: any failure
+            self._rebuild_failed(values, err)
             return
         with self._lock:
-            old, perception = self._controller, self._perception
-            try:
-                step = FrameStep(new, perception)
-            except NeuralAEError as err:
-                self._last_error = f'controller not changed: {err}'
-                self.get_logger().error(self._last_error)
-                return
+            old = self._controller
             if old is not None and old.last_command is not None:
                 new.reset(old.last_command)
             self._controller, self._step = new, step
-        self.get_logger().info(f'controller {new.name} with {new.options}')
+            self._perception, self._perception_source = perception, source
+            self._running_values = values
+            self._controller_error = ''
+            if self._actuator is not None:
+                self._actuator.bounds = bounds
+        if perception is not None and self._det_pub is None:
+            self._det_pub = DetectionPublisher(
+                self.create_lifecycle_publisher, 'detections', command_qos(10),
+                self.get_logger(), score_threshold=values['detection_score_threshold'])
+            if self._active:
+                self._det_pub.publisher.on_activate(None)
+        self.get_logger().info(f'controller {new.name} with {new.options}'
+                               + (f', detector from {source}' if source else ''))
+
+    def _rebuild_failed(self, values: dict, err: Exception) -> None:
+        """Keep the running controller, set its parameters back, say why (log, diagnostics)."""
+        with self._lock:
+            running = dict(self._running_values)
+            name = self._controller.name if self._controller is not None else 'none'
+            self._controller_error = (f'running {name}: {values["controller"]} not applied '
+                                      f'({_one_line(err)[:300]})')
+            self._last_error = f'controller not changed: {_one_line(err)}'
+            names = sorted((controller_params() | self._option_names) & set(running))
+            changed = [n for n in names if running[n] != self.values.get(n)]
+            pending = self._dirty  # changed again meanwhile: the next rebuild decides
+        self.get_logger().error(f'{self._controller_error}; parameters '
+                                f'{", ".join(changed) or "unchanged"} set back')
+        if pending or not changed:
+            return
+        self._reverting = threading.get_ident()
+        try:
+            results = self.set_parameters([Parameter(n, value=running[n]) for n in changed])
+        finally:
+            self._reverting = None
+        refused = [r.reason for r in results if not r.successful]
+        if refused:
+            self.get_logger().error(f'cannot set the parameters back: {"; ".join(refused)}')
 
     def _publish_debug(self, header, raw, pattern, decision, seen) -> None:
         rgb = render_raw(raw, self.sensor.black_level_dn, self.sensor.white_level_dn,
@@ -592,9 +849,21 @@ class AutoExposureNode(LifecycleNode):
     # ------------------------------------------------------------------ diagnostics
 
     def _on_diag_timer(self) -> None:
-        if self._actuator is not None:
-            self._actuator.poll()
-        self._diag_pub.publish(self.diagnostics())
+        """Poll the actuator, warn (throttled) about an unreachable driver, publish."""
+        try:
+            actuator = self._actuator
+            if actuator is not None:
+                actuator.poll()
+                reason = actuator.unreachable_reason()
+                if reason and self._active:
+                    self.get_logger().warning(
+                        f'driver {actuator.driver_node} unreachable: {reason}',
+                        throttle_duration_sec=self.values['bad_input_warn_period_s'])
+            self._diag_pub.publish(self.diagnostics())
+        except Exception as err:  # noqa: BLE001 - the timer must keep running
+            self.errors += 1
+            self._last_error = f'diagnostics failed: {type(err).__name__}: {err}'
+            self.get_logger().error(self._last_error, throttle_duration_sec=5.0)
 
     def lifecycle_state(self) -> str:
         """Return the current lifecycle state's label (``'unconfigured'``, ``'active'``...)."""
@@ -605,15 +874,35 @@ class AutoExposureNode(LifecycleNode):
         with self._lock:
             last = dict(self._last)
             lat = list(self._latencies_ms)
-        act = self._actuator.status() if self._actuator is not None else None
+            running = self._controller.name if self._controller is not None else 'none'
+            requested = self.values['controller']
+            controller_error = self._controller_error
+            raw_finding = self._raw_finding
+            raw_checked = self._raw_checked
+            auto_shift = self._auto_shift
+            source = self._perception_source
+            pending = self._dirty
+        actuator = self._actuator
+        act = actuator.status() if actuator is not None else None
         state = self.lifecycle_state()
-        values = {'state': state, 'controller': self.values['controller'],
+        shift = self.values['bit_shift']
+        values = {'state': state,
+                  'controller': running if self._configured else requested,
                   'frames_processed': self.frames_processed,
                   'frames_dropped': self._mailbox.dropped, 'bad_frames': self.bad_frames,
+                  'bad_feedback': self.bad_feedback,
                   'errors': self.errors, 'last_bad_input': self._last_bad,
-                  'detector': (self.values['detector_path'] if self.values['detector_path']
-                               else 'none' if self._perception is None
-                               else f'from {_model_path(self.values).name}')}
+                  'last_bad_feedback': self._last_bad_feedback,
+                  'detector': source or 'none',
+                  'bit_depth': self.values['bit_depth'],
+                  'bit_shift': (shift if shift >= 0 else
+                                f'auto ({auto_shift if auto_shift is not None else 0})'),
+                  'raw_check': (raw_finding.message if raw_finding is not None
+                                else f'ok ({raw_checked} frames checked)')}
+        if self._configured and (pending or requested != running):
+            values['controller_requested'] = requested
+        if controller_error:
+            values['controller_error'] = controller_error
         if self._det_pub is not None:
             values['detections_topic'] = self._det_pub.topic
         setting = last.get('setting')
@@ -636,23 +925,36 @@ class AutoExposureNode(LifecycleNode):
                 'driver_preset': act['preset'], 'commands_sent': act['sent'],
                 'commands_succeeded': act['succeeded'], 'commands_rejected': act['rejected'],
                 'command_timeouts': act['timeouts'], 'driver_last_error': act['last_error'],
+                'driver_unreachable_reason': act['unreachable_reason'],
                 'driver_round_trip_ms': (f'{act["round_trip_ms"]:.2f}'
                                          if math.isfinite(act['round_trip_ms']) else 'n/a')})
         else:
             values['driver_reachable'] = False
-        recent_bad = time.monotonic_ns() - self._last_bad_ns < 5e9 and self._last_bad_ns
+        now_ns = time.monotonic_ns()
+        recent_bad = now_ns - self._last_bad_ns < 5e9 and self._last_bad_ns
+        recent_feedback = (now_ns - self._last_bad_feedback_ns < 5e9
+                           and self._last_bad_feedback_ns)
         if self._last_error and not self._configured:
             level, message = DiagnosticStatus.ERROR, self._last_error
         elif state == 'active':
             if act is not None and not act['reachable']:
                 level, message = DiagnosticStatus.WARN, (
-                    f'driver {act["driver_node"]} unreachable: {act["last_error"]}')
+                    f'driver {act["driver_node"]} unreachable: {act["unreachable_reason"]}')
+            elif controller_error:
+                level, message = DiagnosticStatus.WARN, controller_error
+            elif raw_finding is not None:
+                level, message = DiagnosticStatus.WARN, f'raw format: {raw_finding.message}'
             elif last.get('fallback'):
                 level, message = DiagnosticStatus.WARN, f'fallback: {last["reason"]}'
             elif recent_bad:
                 level, message = DiagnosticStatus.WARN, f'bad input: {self._last_bad}'
+            elif recent_feedback:
+                level, message = DiagnosticStatus.WARN, (
+                    f'bad exposure feedback: {self._last_bad_feedback}')
             else:
                 message = 'ok'
+        elif controller_error:
+            level, message = DiagnosticStatus.WARN, controller_error
         status = DiagnosticStatus(
             level=level, name=f'{self.get_name()}: auto exposure', message=message[:200],
             hardware_id=act['driver_node'] if act else '',
@@ -677,7 +979,8 @@ def main(args=None) -> int:
     Run the node; with ``autostart`` configure and activate it.
 
     SIGINT and SIGTERM deactivate the node before exit, so the driver's own auto exposure
-    is restored (when configured).
+    is restored (when configured). Invalid parameters (out of range, wrong type, an
+    unknown choice or combination) end it with one line on stderr and exit code 2.
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -690,8 +993,8 @@ def main(args=None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except NeuralAEError as err:
-        print(f'auto_exposure_node: error: {err}')
+    except (NeuralAEError, ParameterException) as err:
+        print(f'auto_exposure_node: error: {_one_line(err)}', file=sys.stderr)
         return 2
     finally:
         if node is not None:

@@ -24,7 +24,9 @@ Presets (:data:`PRESETS`); names and units of the real drivers as documented by 
 
 Unit conversions are plain functions (:func:`exposure_to_driver`,
 :func:`exposure_from_driver`, :func:`gain_to_driver`, :func:`gain_from_driver`) so they
-are testable without ROS.
+are testable without ROS. :class:`CommandBounds` are the configured limits; what the
+actuator sends (:func:`bounded_driver_values`) lies inside them exactly, in our units and
+in the driver's (no float hair below the minimum, integer drivers rounded inwards).
 """
 from dataclasses import dataclass, replace
 import math
@@ -40,9 +42,11 @@ from rclpy.parameter import Parameter, parameter_value_to_python
 __all__ = [
     'ActuatorError',
     'CameraActuator',
+    'CommandBounds',
     'DriverPreset',
     'GAIN_UNITS',
     'PRESETS',
+    'bounded_driver_values',
     'db_to_linear',
     'driver_parameters',
     'exposure_from_driver',
@@ -190,23 +194,106 @@ def gain_from_driver(value, preset: DriverPreset) -> float:
     return linear_to_db(scaled)
 
 
-def quantized_setting(setting: ExposureSetting, preset: DriverPreset) -> ExposureSetting:
-    """Return the setting the driver will really apply (after its integer rounding)."""
-    t_us = exposure_from_driver(exposure_to_driver(setting.exposure_time_us, preset), preset)
-    if not preset.gain_param:
-        return ExposureSetting(t_us, setting.gain_db)
-    raw_gain = gain_to_driver(setting.gain_db, preset)
-    if preset.gain_unit == 'linear' and raw_gain <= 0:
-        return ExposureSetting(t_us, setting.gain_db)
-    return ExposureSetting(t_us, gain_from_driver(raw_gain, preset))
+@dataclass(frozen=True)
+class CommandBounds:
+    """
+    The limits every command respects: exposure time [us] and gain [dB], ends included.
+
+    The node builds them from the controller options as configured (``min_exposure_us``
+    ...), in these units, so a bound is met exactly and not up to a unit conversion.
+    """
+
+    min_exposure_us: float
+    max_exposure_us: float
+    min_gain_db: float = 0.0
+    max_gain_db: float = 1000.0
+
+    def __post_init__(self):
+        t_lo, t_hi = self.min_exposure_us, self.max_exposure_us
+        g_lo, g_hi = self.min_gain_db, self.max_gain_db
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                   for v in (t_lo, t_hi, g_lo, g_hi)):
+            raise ConfigError(f'command bounds must be finite numbers, got {self}')
+        if not 0 < t_lo <= t_hi or not g_lo <= g_hi:
+            raise ConfigError(f'command bounds need 0 < min <= max: exposure [{t_lo:g}, '
+                              f'{t_hi:g}] us, gain [{g_lo:g}, {g_hi:g}] dB')
+
+    def clamp(self, setting: ExposureSetting) -> ExposureSetting:
+        """Return ``setting`` with exposure time and gain forced into the bounds."""
+        return ExposureSetting(min(max(float(setting.exposure_time_us), self.min_exposure_us),
+                                   self.max_exposure_us),
+                               min(max(float(setting.gain_db), self.min_gain_db),
+                                   self.max_gain_db))
 
 
-def driver_parameters(setting: ExposureSetting, preset: DriverPreset) -> list:
+def _inside(value, lo: float, hi: float, integer: bool, floor_one: bool = False):
+    """``value`` inside ``[lo, hi]``; integers rounded inwards (the nearest end if none fits)."""
+    if not integer:
+        return min(max(value, lo), hi)
+    first = max(1 if floor_one else -2**62, math.floor(lo))
+    while first < lo:
+        first += 1
+    last = math.ceil(hi)
+    while last > hi:
+        last -= 1
+    if first > last:  # no integer inside the bounds: the nearer end
+        return first if abs(first - value) <= abs(value - last) else last
+    return int(min(max(value, first), last))
+
+
+def bounded_driver_values(setting: ExposureSetting, preset: DriverPreset,
+                          bounds: Optional[CommandBounds] = None) -> tuple:
+    """
+    ``(exposure value, gain value or None, applied setting)`` for ``setting``, in bounds.
+
+    The setting is clamped to ``bounds`` in our units, converted, clamped again to the
+    bounds converted to the driver's units (integer drivers: the nearest integer inside),
+    and the setting the driver will apply is read back and held inside ``bounds`` too.
+    """
+    if bounds is not None:
+        setting = bounds.clamp(setting)
+    exposure = exposure_to_driver(setting.exposure_time_us, preset)
+    gain = gain_to_driver(setting.gain_db, preset) if preset.gain_param else None
+    if bounds is not None:
+        unit = preset.exposure_unit_us
+        exposure = _inside(exposure, bounds.min_exposure_us / unit,
+                           bounds.max_exposure_us / unit, preset.exposure_integer, True)
+        if gain is not None:
+            g_lo = gain_to_driver_float(bounds.min_gain_db, preset)
+            g_hi = gain_to_driver_float(bounds.max_gain_db, preset)
+            gain = _inside(gain, g_lo, g_hi, preset.gain_integer)
+    t_us = exposure_from_driver(exposure, preset)
+    g_db = setting.gain_db
+    if gain is not None and not (preset.gain_unit == 'linear' and gain <= 0):
+        g_db = gain_from_driver(gain, preset)
+    applied = ExposureSetting(t_us, g_db)
+    if bounds is not None:
+        held = bounds.clamp(applied)
+        if math.isclose(held.exposure_time_us, t_us, rel_tol=1e-9) and \
+                math.isclose(held.gain_db, g_db, rel_tol=1e-9, abs_tol=1e-9):
+            applied = held  # a conversion's last bit, not a real difference
+    return exposure, gain, applied
+
+
+def gain_to_driver_float(gain_db: float, preset: DriverPreset) -> float:
+    """:func:`gain_to_driver` without the integer rounding (for bounds)."""
+    db = float(gain_db)
+    return preset.gain_scale * (db if preset.gain_unit == 'db' else db_to_linear(db))
+
+
+def quantized_setting(setting: ExposureSetting, preset: DriverPreset,
+                      bounds: Optional[CommandBounds] = None) -> ExposureSetting:
+    """Return the setting the driver will really apply (its rounding, ``bounds`` honoured)."""
+    return bounded_driver_values(setting, preset, bounds)[2]
+
+
+def driver_parameters(setting: ExposureSetting, preset: DriverPreset,
+                      bounds: Optional[CommandBounds] = None) -> list:
     """``rcl_interfaces/Parameter`` messages commanding ``setting`` in the driver's units."""
-    params = [Parameter(preset.exposure_param,
-                        value=exposure_to_driver(setting.exposure_time_us, preset))]
+    exposure, gain, _ = bounded_driver_values(setting, preset, bounds)
+    params = [Parameter(preset.exposure_param, value=exposure)]
     if preset.gain_param:
-        params.append(Parameter(preset.gain_param, value=gain_to_driver(setting.gain_db, preset)))
+        params.append(Parameter(preset.gain_param, value=gain))
     return [p.to_parameter_msg() for p in params]
 
 
@@ -225,9 +312,11 @@ class CameraActuator:
     """
 
     def __init__(self, node, preset: DriverPreset, driver_node: Optional[str] = None,
-                 timeout_s: float = 1.0, callback_group=None):
+                 timeout_s: float = 1.0, callback_group=None,
+                 bounds: Optional[CommandBounds] = None):
         self.node = node
         self.preset = preset
+        self.bounds = bounds
         self.driver_node = (driver_node or preset.node).rstrip('/') or preset.node
         self.timeout_s = float(timeout_s)
         self._set_client = node.create_client(
@@ -261,11 +350,23 @@ class CameraActuator:
         """Tell whether the driver's service exists and its last request did not time out."""
         return bool(self._set_client.service_is_ready()) and self._consecutive_timeouts == 0
 
+    def unreachable_reason(self) -> str:
+        """Why the driver is unreachable now (``''`` when it is reachable)."""
+        with self._lock:
+            if not self._set_client.service_is_ready():
+                return (f'service {self.service_name} not available (is the driver node '
+                        f'{self.driver_node} running?)')
+            if self._consecutive_timeouts:
+                return self.last_error or f'requests to {self.service_name} time out'
+            return ''
+
     def status(self) -> dict:
         """Counters and state for diagnostics."""
+        reason = self.unreachable_reason()
         with self._lock:
             return {'driver_node': self.driver_node, 'preset': self.preset.name,
-                    'reachable': self.reachable, 'sent': self.sent,
+                    'reachable': not reason, 'unreachable_reason': reason,
+                    'sent': self.sent,
                     'succeeded': self.succeeded, 'rejected': self.rejected,
                     'timeouts': self.timeouts, 'coalesced': self.coalesced,
                     'unavailable': self.unavailable, 'in_flight': self._in_flight is not None,
@@ -280,13 +381,15 @@ class CameraActuator:
 
         Returns True when the request was sent or is queued behind the one in flight.
         """
+        bounds = self.bounds
         try:
-            params = driver_parameters(setting, self.preset)
+            params = driver_parameters(setting, self.preset, bounds)
+            applied = quantized_setting(setting, self.preset, bounds)
         except ActuatorError as err:
             with self._lock:
                 self.last_error = str(err)
             return False
-        return self._submit('setting', params, quantized_setting(setting, self.preset))
+        return self._submit('setting', params, applied)
 
     def set_auto_exposure(self, enabled: bool) -> bool:
         """Switch the driver's own auto exposure (no-op without ``auto_param``)."""

@@ -90,9 +90,16 @@ def _latest(rig, predicate, timeout=10.0):
     return match()
 
 
-def _publish(rig, msg, settle=0.3):
+def _publish_bad(rig, msg, n_bad: int):
+    """Publish a bad frame and wait until the node reports ``n_bad`` bad frames."""
     rig.image_pub.publish(msg)
-    rig.side.spin_for(settle)
+    return _latest(rig, lambda v, st: int(v['bad_frames']) >= n_bad)
+
+
+def _publish_good(rig, msg, n_processed: int):
+    """Publish a frame and wait until the node reports ``n_processed`` processed frames."""
+    rig.image_pub.publish(msg)
+    return _latest(rig, lambda v, st: int(v['frames_processed']) >= n_processed)
 
 
 def test_missing_model_fails_configure_and_node_stays_alive(rig):
@@ -114,12 +121,18 @@ def test_configure_and_activate_with_a_classical_controller(rig):
 
 
 def test_unreachable_driver_is_reported_and_frames_still_processed(rig):
-    _publish(rig, array_to_image(_raw(), 'bayer_rggb16'))
-    diag = _latest(rig, lambda v, st: v['state'] == 'active' and int(v['frames_processed']) >= 1)
+    diag = _publish_good(rig, array_to_image(_raw(), 'bayer_rggb16'), 1)
     values = _values(diag)
+    assert values['state'] == 'active'
     assert values['driver_reachable'] == 'false'
+    reason = values['driver_unreachable_reason']
+    assert 'service /fake_camera/set_parameters not available' in reason, values
     assert diag.status[0].level == DiagnosticStatus.WARN
-    assert 'unreachable' in diag.status[0].message
+    assert diag.status[0].message == f'driver fake_camera unreachable: {reason}'
+    # the log says it too, throttled (bad_input_warn_period_s), with the reason
+    line = f'driver fake_camera unreachable: {reason}'
+    assert rig.side.spin_until(lambda: line in rig.proc.output(), 10.0), \
+        rig.proc.output()[-2000:]
     assert rig.proc.alive()
 
 
@@ -141,21 +154,30 @@ def test_bad_input_is_skipped_and_a_valid_frame_is_answered(rig):
     empty = Image(encoding='bayer_rggb16', height=0, width=0, step=0)
     huge_step = array_to_image(_raw(), 'mono16')
     huge_step.step = 1
-    for bad in (wrong_encoding, short, empty, huge_step):
-        _publish(rig, bad)
-    diag = _latest(rig, lambda v, st: int(v['bad_frames']) >= 4)
+    start = _values(_latest(rig, lambda v, st: v['driver_reachable'] == 'true'))
+    n_sets, n_bad = len(rig.driver_sets), int(start['bad_frames'])
+    reasons = []
+    for k, bad in enumerate((wrong_encoding, short, empty, huge_step)):
+        values = _values(_publish_bad(rig, bad, n_bad + k + 1))
+        reasons.append(values['last_bad_input'])
+        # no command for a bad frame: nothing sent, nothing processed, the driver untouched
+        assert values['commands_sent'] == start['commands_sent'], values
+        assert values['frames_processed'] == start['frames_processed'], values
     assert rig.proc.alive()
+    assert 'yuv422' in reasons[0] and 'data length' in reasons[1], reasons
+    assert 'empty image' in reasons[2] and 'step 1 <' in reasons[3], reasons
     assert 'yuv422' in rig.proc.output()
+    assert len(rig.driver_sets) == n_sets, rig.driver_sets
 
-    n_sets = len(rig.driver_sets)
-    _publish(rig, array_to_image(_raw(63, 95), 'bayer_rggb16'))  # odd size: cropped
-    _publish(rig, array_to_image(np.full((48, 64, 3), 200, np.uint8), 'rgb8'))
-    _publish(rig, good)
+    done = int(start['frames_processed'])
+    _publish_good(rig, array_to_image(_raw(63, 95), 'bayer_rggb16'), done + 1)  # odd: cropped
+    _publish_good(rig, array_to_image(np.full((48, 64, 3), 200, np.uint8), 'rgb8'), done + 2)
+    _publish_good(rig, good, done + 3)
     assert side.spin_until(lambda: len(rig.driver_sets) >= n_sets + 3, 10.0), (
         rig.driver_sets, rig.proc.output()[-2000:])
     assert any('exposure_time' in s for s in rig.driver_sets)
     diag = _latest(rig, lambda v, st: v['driver_reachable'] == 'true'
-                   and int(v['frames_processed']) >= 4)
+                   and int(v['frames_processed']) >= done + 3)
     assert int(_values(diag)['errors']) == 0
 
     # A bright frame asks for less exposure (time x gain) than a dark one.
@@ -164,25 +186,30 @@ def test_bad_input_is_skipped_and_a_valid_frame_is_answered(rig):
         return p('exposure_time').value * 10 ** (p('gain').value / 20)
 
     before = exposure_value()
-    _publish(rig, array_to_image(_raw(level=4e7), 'bayer_rggb16'), settle=0.6)
-    assert exposure_value() < before / 1.5
+    rig.image_pub.publish(array_to_image(_raw(level=4e7), 'bayer_rggb16'))
+    assert side.spin_until(lambda: exposure_value() < before / 1.5, 10.0), \
+        (before, exposure_value())
 
 
 def test_bad_parameters_are_rejected_with_a_reason(rig):
     for name, value, needle in (
-            ('ev_compensation', 10.0, ''),
-            ('controller', 'oracle', ''),
-            ('min_exposure_us', 20000.0, 'min_exposure_us'),
+            ('ev_compensation', 10.0, 'ev_compensation out of range Min: -6.0, Max: 6.0'),
+            ('controller', 'oracle', "controller: 'oracle' is not one of"),
+            ('min_exposure_us', 20000.0, 'min_exposure_us 20000.0 > max_exposure_us'),
             ('fixed_gain_db', -0.5, 'fixed_gain_db'),
-            ('controller', 'hybrid_nn', 'model file'),
-            ('sensor', 'imx490', '')):
+            ('controller', 'hybrid_nn', 'model file for hybrid_nn: not found: '
+             '/nonexistent/hybrid.pt'),
+            ('bit_shift', 6, 'bit_depth 12 + bit_shift 6 exceeds the 16 bits'),
+            ('sensor', 'imx490', 'read-only parameter: sensor')):
         result = _set(rig, name, value)
         assert not result.successful, (name, value)
-        assert result.reason and needle in result.reason, (name, result.reason)
+        assert needle in result.reason, (name, result.reason)
     assert _set(rig, 'ev_compensation', 1.0).successful
     assert _set(rig, 'controller', 'gradient').successful
-    _publish(rig, array_to_image(_raw(), 'bayer_rggb16'))
-    _latest(rig, lambda v, st: v['controller'] == 'gradient')
+    # the running controller is reported until the worker has switched
+    rig.image_pub.publish(array_to_image(_raw(), 'bayer_rggb16'))
+    diag = _latest(rig, lambda v, st: v['controller'] == 'gradient')
+    assert 'controller_requested' not in _values(diag)
     assert rig.proc.alive()
 
 

@@ -60,11 +60,20 @@ def test_simulator_applies_ae_commands_with_latency_and_exposure_follows_the_lig
     settled_bright = float(np.median([e[k] for k in range(N_FRAMES - 4, N_FRAMES) if k in e]))
     assert settled_bright == pytest.approx(settled_dark / 16, rel=0.35)
 
-    # The AE node reports through /diagnostics that it reaches the driver.
-    side.spin_until(lambda: any(
-        {kv.key: kv.value for kv in d.status[0].values}.get('frames_processed') == str(N_FRAMES)
-        for d in diags), timeout=5.0)
-    last = {kv.key: kv.value for kv in diags[-1].status[0].values}
+    # The AE node reports through /diagnostics that it reaches the driver: wait for the
+    # report that counts every frame, then read that one.
+    def final_report():
+        for d in reversed(diags):
+            values = {kv.key: kv.value for kv in d.status[0].values}
+            if values.get('frames_processed') == str(N_FRAMES) and \
+                    int(values.get('commands_succeeded', 0)) >= N_FRAMES - 3:
+                return values
+        return None
+
+    assert side.spin_until(lambda: final_report() is not None, timeout=20.0), (
+        [{kv.key: kv.value for kv in d.status[0].values} for d in diags[-1:]],
+        ae.output()[-2000:])
+    last = final_report()
     assert last['driver_reachable'] == 'true'
     assert last['used_setting_source'] == 'feedback'
     assert int(last['commands_succeeded']) >= N_FRAMES - 3

@@ -246,3 +246,139 @@ def test_debug_image_has_its_own_period(ros_side):
         assert node._latencies_ms.maxlen == 100
     finally:
         node.destroy_node()
+
+
+def _diag(node) -> tuple:
+    status = node.diagnostics().status[0]
+    return status, {kv.key: kv.value for kv in status.values}
+
+
+def _frame_msg(level=3e5, seed=0):
+    raw = capture(np.full((64, 96), level), 0.004, 1.0, SENSOR, np.random.default_rng(seed))
+    return array_to_image(raw, 'bayer_rggb16')
+
+
+def test_a_model_file_that_cannot_be_built_keeps_the_running_controller_and_says_so(
+        ros_side, tmp_path):
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    garbage = tmp_path / 'garbage.pt'
+    garbage.write_bytes(b'not a checkpoint at all')
+    (tmp_path / 'empty.pt').write_bytes(b'')
+    wrong = tmp_path / 'wrong.pt'
+    torch.save({'foo': 1}, wrong)  # a real torch file, but no exposure network in it
+    side = ros_side
+    cam = rclpy.create_node('bad_model_camera', context=side.context)
+    cam.declare_parameter('exposure_time', 5000.0)
+    cam.declare_parameter('gain', 0.0)
+    node = AutoExposureNode('ae_bad_model', context=side.context, parameter_overrides=[
+        Parameter('driver_node', value='bad_model_camera'),
+        Parameter('exposure_feedback_topic', value='')])
+    side.executor.add_node(cam)
+    side.executor.add_node(node)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert side.spin_until(lambda: node._actuator.reachable, 10.0)
+        for path, needle in ((garbage, 'is not a torch checkpoint'), (tmp_path / 'empty.pt',
+                                                                      'is empty'),
+                             (tmp_path / 'missing.pt', 'not found'), (tmp_path, 'not found')):
+            result = node.set_parameters_atomically([
+                Parameter('controller', value='histogram_nn'),
+                Parameter('model_path', value=str(path))])
+            assert not result.successful and needle in result.reason, result.reason
+            assert str(path) in result.reason
+        assert node.get_parameter('controller').value == 'average'
+
+        result = node.set_parameters_atomically([Parameter('controller', value='histogram_nn'),
+                                                 Parameter('model_path', value=str(wrong))])
+        assert result.successful, result.reason  # the cheap check passed: the worker decides
+        status, values = _diag(node)
+        assert values['controller'] == 'average' and values['controller_requested'] == \
+            'histogram_nn'  # pending: the running one is reported
+        done = node.frames_processed
+        node._on_image(_frame_msg())
+        assert side.spin_until(lambda: node.frames_processed == done + 1, 30.0)
+        status, values = _diag(node)
+        assert values['controller'] == 'average' and node._controller.name == 'average'
+        assert status.level == DiagnosticStatus.WARN
+        assert 'histogram_nn not applied' in status.message and 'running average' in \
+            status.message and str(wrong) in status.message, status.message
+        assert 'does not match' in values['controller_error']
+        assert 'controller_requested' not in values  # the parameters were set back
+        assert node.get_parameter('controller').value == 'average'
+        assert node.get_parameter('model_path').value == ''
+        assert not node._dirty  # setting them back is not a new change
+
+        assert node.set_parameters([Parameter('controller', value='gradient')])[0].successful
+        node._on_image(_frame_msg(seed=1))
+        assert side.spin_until(lambda: node.frames_processed == done + 2, 30.0)
+        status, values = _diag(node)
+        assert values['controller'] == 'gradient' and 'controller_error' not in values
+        assert 'not applied' not in status.message
+    finally:
+        side.executor.remove_node(node)
+        side.executor.remove_node(cam)
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+        node.destroy_node()
+        cam.destroy_node()
+
+
+def test_runtime_switch_to_hybrid_nn_loads_the_detector_from_the_shipped_model(
+        ros_side, capfd):
+    side = ros_side
+    cam = rclpy.create_node('hybrid_camera', context=side.context)
+    cam.declare_parameter('exposure_time', 5000.0)
+    cam.declare_parameter('gain', 0.0)
+    sets = []
+    cam.add_post_set_parameters_callback(lambda ps: sets.append([p.name for p in ps]))
+    node = AutoExposureNode('ae_hybrid_switch', context=side.context, parameter_overrides=[
+        Parameter('driver_node', value='hybrid_camera'),
+        Parameter('exposure_feedback_topic', value=''),
+        Parameter('detection_score_threshold', value=0.0)])
+    side.executor.add_node(cam)
+    side.executor.add_node(node)
+    got = []
+    sub = side.node.create_subscription(String, 'detections_json', got.append, command_qos())
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert side.spin_until(lambda: node._actuator.reachable, 10.0)
+        _, values = _diag(node)
+        assert values['controller'] == 'average' and values['detector'] == 'none'
+        assert node._det_pub is None
+        # the shipped default model of hybrid_nn carries its detector: accepted
+        result = node.set_parameters([Parameter('controller', value='hybrid_nn')])[0]
+        assert result.successful, result.reason
+        n_sets = len(sets)
+        node._on_image(_frame_msg())
+        assert side.spin_until(lambda: node._controller.name == 'hybrid_nn', 120.0), \
+            node._controller_error
+        assert side.spin_until(lambda: got and len(sets) > n_sets, 60.0), (got, sets)
+        status, values = _diag(node)
+        assert values['controller'] == 'hybrid_nn' and 'controller_requested' not in values
+        assert values['detector'].startswith('model file ')
+        assert values['detector'].endswith('hybrid_demo.pt')
+        assert 'controller_error' not in values and values['errors'] == '0'
+        assert node._step.needs_features and node._step.perception is node._perception
+        assert node._det_pub.publisher.is_activated
+        doc = json.loads(got[-1].data)
+        assert isinstance(doc['detections'], list)
+        # the start-up line names where the detector comes from
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        capfd.readouterr()
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        log = ''.join(capfd.readouterr())
+        assert 'configured: controller hybrid_nn, detector model file ' in log, log
+        assert 'hybrid_demo.pt' in log and 'detector none' not in log
+    finally:
+        side.node.destroy_subscription(sub)
+        side.executor.remove_node(node)
+        side.executor.remove_node(cam)
+        if node.lifecycle_state() == 'active':
+            node.trigger_deactivate()
+        node.trigger_cleanup()
+        node.destroy_node()
+        cam.destroy_node()

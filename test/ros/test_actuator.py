@@ -155,3 +155,76 @@ def test_actuator_reports_an_unreachable_driver(ros):
     assert 'not available' in status['last_error']
     act.poll()
     act.destroy()
+
+
+def test_a_hair_below_the_minimum_is_sent_as_the_minimum_exactly():
+    """``from_linear`` of 25 us lands on 24.999999999999996 us: the bound must win."""
+    setting = ExposureSetting.from_linear(25 * 1e-6, A.db_to_linear(0.2))  # as Limits do
+    assert setting.exposure_time_us < 25.0 and setting.gain_db < 0.2  # the float hair
+    bounds = A.CommandBounds(25.0, 15000.0, 0.2, 24.0)
+    exposure, gain, applied = A.bounded_driver_values(setting, A.PRESETS['generic'], bounds)
+    assert (exposure, gain) == (25.0, 0.2)
+    assert (applied.exposure_time_us, applied.gain_db) == (25.0, 0.2)
+    msgs = A.driver_parameters(setting, A.PRESETS['generic'], bounds)
+    assert [m.value.double_value for m in msgs] == [25.0, 0.2]
+    high = ExposureSetting(15000.000000000002, 24.000000000000004)
+    assert A.bounded_driver_values(high, A.PRESETS['generic'], bounds)[:2] == (15000.0, 24.0)
+    assert A.bounded_driver_values(setting, A.PRESETS['generic'])[0] < 25.0  # no bounds
+
+
+def test_integer_drivers_round_inwards():
+    v4l2 = A.PRESETS['v4l2_camera']  # 100 us units, linear integer gain
+    bounds = A.CommandBounds(140.0, 1060.0, 0.0, 6.0)
+    assert A.bounded_driver_values(ExposureSetting(140.0, 0.0), v4l2, bounds)[0] == 2
+    assert A.bounded_driver_values(ExposureSetting(1060.0, 0.0), v4l2, bounds)[0] == 10
+    assert A.exposure_to_driver(140.0, v4l2) == 1  # plain rounding would leave the bounds
+    # 6 dB is K 1.995; round() gives 2 = 6.02 dB > 6 dB: the integer inside is 1
+    _, gain, applied = A.bounded_driver_values(ExposureSetting(500.0, 6.0), v4l2, bounds)
+    assert gain == 1 and applied.gain_db == 0.0 and applied.exposure_time_us == 500.0
+    # no integer inside [150, 180] us: the nearer end, and the setting says so
+    tight = A.CommandBounds(150.0, 180.0, 0.0, 6.0)
+    exposure, _, applied = A.bounded_driver_values(ExposureSetting(170.0, 0.0), v4l2, tight)
+    assert exposure == 2 and applied.exposure_time_us == 200.0
+    with pytest.raises(ConfigError):
+        A.CommandBounds(0.0, 10.0)
+    with pytest.raises(ConfigError):
+        A.CommandBounds(10.0, 5.0)
+    with pytest.raises(ConfigError):
+        A.CommandBounds(10.0, math.inf)
+
+
+@FAST
+@given(us=st.floats(1e-3, 1e7), db=st.floats(-30.0, 60.0), lo=st.floats(20.0, 5000.0),
+       span=st.floats(1.0, 200.0), g_lo=st.floats(0.0, 12.0), g_span=st.floats(0.0, 12.0),
+       preset=st.sampled_from(sorted(A.PRESETS)), unit=st.sampled_from([1.0, 3.0, 100.0]))
+def test_what_is_sent_is_inside_the_bounds_in_both_units(us, db, lo, span, g_lo, g_span,
+                                                         preset, unit):
+    p = A.make_preset(preset, exposure_unit_us=unit, gain_scale=1.0)
+    bounds = A.CommandBounds(lo, lo * span + 2 * unit, g_lo, g_lo + g_span + 6.1)
+    exposure, gain, applied = A.bounded_driver_values(ExposureSetting(us, db), p, bounds)
+    assert bounds.min_exposure_us / unit <= exposure <= bounds.max_exposure_us / unit
+    assert bounds.min_exposure_us <= applied.exposure_time_us <= bounds.max_exposure_us
+    assert bounds.min_gain_db <= applied.gain_db <= bounds.max_gain_db
+    if gain is not None:
+        lo_g = A.gain_to_driver_float(bounds.min_gain_db, p)
+        hi_g = A.gain_to_driver_float(bounds.max_gain_db, p)
+        assert lo_g <= gain <= hi_g
+
+
+def test_actuator_applies_its_bounds_and_says_why_the_driver_is_unreachable(ros):
+    ae, cam, spin_until = ros
+    bounds = A.CommandBounds(25.0, 15000.0, 0.2, 24.0)
+    act = A.CameraActuator(ae, A.PRESETS['camera_ros'], 'actuator_test_camera', timeout_s=2.0,
+                           bounds=bounds)
+    assert spin_until(lambda: act.reachable) and act.unreachable_reason() == ''
+    assert act.command(ExposureSetting(24.999999999999996, 0.19999999999999973))
+    assert spin_until(lambda: act.succeeded == 1)
+    assert cam.get_parameter('ExposureTime').value == 25
+    assert cam.get_parameter('AnalogueGain').value >= A.db_to_linear(0.2)
+    assert act.last_applied.exposure_time_us == 25.0 and act.last_applied.gain_db >= 0.2
+    act.destroy()
+    lost = A.CameraActuator(ae, A.PRESETS['generic'], 'no_such_camera', timeout_s=0.2)
+    reason = lost.unreachable_reason()
+    assert 'no_such_camera/set_parameters not available' in reason
+    assert lost.status()['unreachable_reason'] == reason and not lost.status()['reachable']
+    lost.destroy()
