@@ -370,6 +370,10 @@ class AutoExposureNode(LifecycleNode):
             self._last_error = f'configure failed: {err}'
             self.get_logger().error(self._last_error)
             return TransitionCallbackReturn.FAILURE
+        except Exception as err:  # noqa: BLE001 - rclpy would swallow it without a word
+            self._last_error = f'configure failed: {type(err).__name__}: {err}'
+            self.get_logger().error(self._last_error)
+            return TransitionCallbackReturn.FAILURE
         with self._lock:
             self._controller, self._perception = controller, perception
             self._perception_source = source
@@ -997,6 +1001,10 @@ def main(args=None) -> int:
         print(f'auto_exposure_node: error: {_one_line(err)}', file=sys.stderr)
         return 2
     finally:
+        # A second Ctrl-C (or SIGTERM) must not cut the deactivation short: it restores
+        # the driver's own auto exposure.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if node is not None:
             shutdown_node(node)
         rclpy.try_shutdown()

@@ -382,3 +382,19 @@ def test_runtime_switch_to_hybrid_nn_loads_the_detector_from_the_shipped_model(
         node.trigger_cleanup()
         node.destroy_node()
         cam.destroy_node()
+
+
+def test_an_unexpected_error_in_configure_is_reported_not_swallowed(ros_side):
+    node = AutoExposureNode('ae_configure_bug', context=ros_side.context, parameter_overrides=[
+        Parameter('driver_node', value='no_camera'),
+        Parameter('exposure_feedback_topic', value='')])
+    try:
+        def broken(values):
+            raise RuntimeError('a bug in a controller factory')
+
+        node._build_controller = broken
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.lifecycle_state() == 'unconfigured'
+        assert 'RuntimeError: a bug in a controller factory' in node._last_error
+    finally:
+        node.destroy_node()
