@@ -183,7 +183,10 @@ def merge_brackets(images, exposure_times_s, gains=None, *, saturation: float = 
     ``>= saturation`` (fraction of full scale); a channel is underexposed when it is
     ``<= underexposure`` (the 0 and 1 codes of 8-bit data, whose value is censored at
     zero). Underexposure is judged per channel: a dark channel does not count, while
-    the pixel's other channels in the same bracket still do. Pixels saturated in *all*
+    the pixel's other channels in the same bracket still do; and a channel that is
+    underexposed in a longer bracket does not count in the shorter ones either (it is
+    darker there still: a code above black is noise or a JPEG artefact; noise-free
+    brackets are unaffected, they are underexposed there too). Pixels saturated in *all*
     brackets take the shortest exposure's value (the largest ``alpha``; this is a lower
     bound of the true radiance); channels invalid otherwise in all brackets
     (underexposed everywhere) take the longest exposure's value.
@@ -237,15 +240,21 @@ def merge_brackets(images, exposure_times_s, gains=None, *, saturation: float = 
     i_long = int(np.argmin(alphas))
     any_sat_free = np.zeros(shape0[:2], dtype=bool)
     fallback_short = fallback_long = None
-    for i, im in enumerate(images):
-        j, q = _to_unit(im, i)
+    units = [_to_unit(im, i) for i, im in enumerate(images)]
+    # Underexposure is judged per channel: a channel at code 0 or 1 is censored at zero,
+    # and its quantisation variance (tiny where the response is steep at black) would
+    # otherwise outweigh every other bracket and pull the merged value to about 0.
+    censored = [j <= underexposure for j, _ in units]
+    for i, (j, q) in enumerate(units):
         lin, deriv = _linearise(j, inverse_response)
         value = lin.astype(np.float64) * (alphas[i] * full_scale)
         sat = np.any(j >= saturation, axis=2)
-        # Underexposure is judged per channel: a channel at code 0 or 1 is censored at
-        # zero, and its tiny quantisation variance would otherwise outweigh every other
-        # bracket and pull the merged value to about 0.
-        valid = ~sat[..., None] & (j > underexposure)
+        # A channel censored in a longer bracket is darker still in this one: a code
+        # above black here is noise or a compression artefact, not a measurement.
+        darker = np.zeros(shape0, dtype=bool)
+        for k in np.flatnonzero(alphas < alphas[i]):
+            darker |= censored[k]
+        valid = ~sat[..., None] & ~censored[i] & ~darker
         any_sat_free |= ~sat
         var = (np.maximum(np.abs(deriv.astype(np.float64)), 1e-6) * q) ** 2 / 12.0
         if read_noise:

@@ -529,13 +529,14 @@ def capture_torch(phi: torch.Tensor, e_s: torch.Tensor, sensor: SensorConfig,
     ``e_s`` has the batch shape ``(*)`` (or is a scalar) and is split with Eq. 6.
     Returns float raw values ``(*, 1, H, W)`` in ``[0, M_white]`` [DN], rounded with a
     straight-through gradient; saturated pixels pass no gradient (as in Eq. 3).
-    Non-finite or negative ``phi`` counts as 0, as in :func:`capture`.
+    Non-finite or negative ``phi`` counts as 0, as in :func:`capture`. Unlike
+    :func:`capture` (16-bit words) any validated bit depth works, up to 32 (used for
+    finite-difference checks without quantisation).
     Shot noise is a Gaussian with Poisson variance (reparameterised), so gradients reach
     ``e_s`` and ``phi`` through both the mean and the noise amplitude.
     """
     check_shape(phi, ('*', 1, 'H', 'W'), name='capture_torch phi [e-/s]', error=SensorError,
                 kind='tensor')
-    require_raw_sensor(sensor, 'capture_torch')
     e_s = torch.as_tensor(e_s, dtype=phi.dtype, device=phi.device)
     batch = phi.shape[:-3]
     if e_s.dim() > 0 and tuple(e_s.shape) != tuple(batch):

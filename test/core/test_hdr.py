@@ -209,6 +209,21 @@ def test_noisy_s_curve_brackets_need_the_right_inverse_response():
         assert np.median(wrong) > 0.2
 
 
+def test_a_code_above_black_in_a_shorter_bracket_does_not_beat_black_in_a_longer_one():
+    """JPEG ringing or noise in a short bracket: the long bracket's black channel wins."""
+    rad = np.full((4, 4, 3), [2.0, 1.0, 1e-4], np.float32)     # blue: code 0 or 1
+    times = [1 / 16, 1.0, 4.0]
+    imgs = [hdr.render_ldr(rad, t) for t in times]
+    assert all((im[..., 2] <= 1).all() for im in imgs) and (imgs[2][..., 0] == 255).all()
+    imgs[0][0, 0, 2] = 3                       # an artefact, 3 codes above black
+    merged = hdr.merge_brackets(imgs, times)
+    # code 3 at t = 1/16 would mean blue = 16 * srgb_decode(3 / 255) = 0.015, 150x the
+    # truth; black at t = 1 bounds it below 1.5 codes: srgb_decode(1.5 / 255) = 4.6e-4
+    assert merged[0, 0, 2] <= hdr.inverse_tone_curve(1.5 / 255)
+    assert merged[0, 0, 2] == merged[1, 1, 2]
+    assert np.array_equal(merged[0, 0, :2], merged[1, 1, :2])     # red, green unaffected
+
+
 def test_merge_rejects_bad_read_noise():
     img = np.zeros((2, 2, 3), np.uint8)
     for bad in (-1.0, float('nan'), float('inf')):

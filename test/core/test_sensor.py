@@ -87,14 +87,15 @@ def test_bad_preset_on_the_command_line_is_one_line(tmp_path, capsys):
     assert not (tmp_path / 'snr.png').exists()
 
 
-def test_hdr_source_presets_describe_noise_but_never_capture():
+def test_hdr_source_presets_describe_noise_but_never_capture_raw_words():
     with pytest.raises(ConfigError, match='bit_depth .*got 24'):
         S.load_sensor('imx490')
     src = S.load_sensor('imx490', hdr_source=True)
     with pytest.raises(SensorError, match='bit_depth .*got 24'):
         S.capture(np.ones((4, 4)), 0.01, 1.0, src)
-    with pytest.raises(SensorError, match='bit_depth .*got 24'):
-        S.capture_torch(torch.ones(1, 4, 4), torch.tensor(0.01), src)
+    # the float torch path has no 16-bit word to overflow: 24 bits are fine there
+    out = S.capture_torch(torch.full((1, 4, 4), 1e12), torch.tensor(0.01), src, noise=False)
+    assert (out == src.full_well_e * src.g1_dn_per_e).all() and out.max() > 65535
     with pytest.raises(ConfigError, match='bit_depth .*got 40'):
         S.sensor_from_dict(dict(src.to_dict(), bit_depth=40), hdr_source=True)
     # whole-number floats are accepted and stored as int
