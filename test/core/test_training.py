@@ -144,7 +144,7 @@ def test_bracket_and_bag_sources_give_pairs_with_noise_adaptation(tmp_path):
     from neural_ae.core.bags import HDRBagWriter
 
     sensor = S.load_sensor('imx249')
-    source = S.load_sensor('imx490')
+    source = S.load_sensor('imx490', hdr_source=True)
     a, b = generate_pair(11, 'day', 64, 96)
     folder = tmp_path / 'brackets'
     for stem, sc in (('f0', a), ('f1', b)):

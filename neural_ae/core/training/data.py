@@ -409,7 +409,8 @@ class SplitPairs(Subset, PairSource):
 
 def build_source(cfg, sensor: S.SensorConfig, split: str) -> PairSource:
     """Build the configured data source for ``split`` ('train' or 'val')."""
-    source_sensor = S.load_sensor(cfg.source_sensor) if cfg.source_sensor else None
+    source_sensor = (S.load_sensor(cfg.source_sensor, hdr_source=True)
+                     if cfg.source_sensor else None)
     if cfg.data_source == 'procedural':
         start, size = ((cfg.train_seed_start, cfg.train_size) if split == 'train'
                        else (cfg.val_seed_start, cfg.val_size))
