@@ -107,11 +107,19 @@ class Proportional(nn.Module):
 
 
 def test_ema_neural_controller_with_latency_does_not_overshoot():
-    frames = _step_frames(60, at=10, factor=8.0)
+    frames = _step_frames(100, at=10, factor=8.0)
     opts = ControllerOptions(latency_frames=3)
     c = make_controller('histogram_nn', opts, sensor=SENSOR, model=Proportional())
-    m = temporal_metrics(run_closed_loop(frames, c, seed=0))
-    assert m['events'][0]['oscillations'] == 0 and m['events'][0]['overshoot_ev'] < 0.1
+    ev = temporal_metrics(run_closed_loop(frames, c, seed=0))['events'][0]
+    assert ev['oscillations'] == 0 and ev['overshoot_ev'] < 0.1
+    # It does follow the 8x step: the whole 3 EV, settling on e_base.
+    assert ev['step_ev'] == pytest.approx(-3.0, abs=0.1)
+    assert abs(ev['settled_offset_ev']) < 0.1
+    # At the pace EMA (mu = 0.9) with 3 frames latency gives: from 3 EV to 1/3 EV takes
+    # at least 21 commands (0.9 ** 21 < 1/9) plus 4 frames in flight, more while the
+    # saturated frames only say "at least 2x too bright"; 40 frames at seed 0 (no
+    # smoothing: 12, mu = 0.8: 25, mu = 0.95: 64).
+    assert 35 <= ev['frames_to_converge'] <= 45
 
 
 def test_runs_are_deterministic_for_a_seed():

@@ -7,24 +7,33 @@ implement :meth:`Controller.propose` (the exposure value ``e_s = K * t_exp`` the
 for the next frame); everything a good classical AE offers is implemented once here and
 configured by :class:`ControllerOptions`:
 
-- exposure-time and gain bounds (every command stays inside them, whatever the policy
-  or network outputs: NaN, inf or huge values included);
+- exposure-time and gain bounds (every command stays inside them exactly, in the units it
+  is sent in, microseconds and decibels, whatever the policy, the network or the frame
+  gives: NaN, inf or huge values included);
 - EV compensation, a deadband and a maximum step per frame (EV);
 - smoothing as a small strategy object (``'none'``, ``'ema'`` = Eq. 5, ``'adaptive'``);
 - fixed exposure time or fixed gain with the other automatic;
 - exposure priority (Eq. 6: time up to ``T_max`` first, then gain) or gain priority;
 - mains flicker avoidance (exposure time in whole multiples of 10 ms or 8.33 ms when
-  it is that long, the difference made up with gain);
+  it is that long, the difference made up with gain; see :meth:`Limits.split`);
 - actuation latency: the target is always computed from the setting that produced the
   frame (``target = used_e * u``) and smoothing starts from the last *commanded*
   exposure, so commands still in flight are not corrected twice;
 - a fallback to Average AE when a policy returns a non-finite or non-positive value;
+- float frames with NaN / inf pixels are measured on their finite pixels; a frame with
+  no finite pixel holds the last command (``fallback`` set, ``info['hold_reason']``);
 - a ``converged`` flag.
+
+When the constraints cannot all hold, this is the order in which they win: exposure-time
+and gain bounds (always, exactly) > the step limit ``max_step_ev`` (always: the last
+command is inside the bounds, so holding it is always allowed) > whole light periods >
+delivering exactly the exposure value asked for.
 
 Order of operations in :meth:`Controller.step`, one method per stage: measure (propose,
 fallback if non-finite) -> target (EV compensation, clip to the reachable range) ->
-smooth (the filter: deadband, smoothing, step limit) -> limit (exposure-value bounds) -> split into
-time and gain (priority, fixed values, flicker, final clamp) -> decide (flags).
+smooth (the filter: deadband, smoothing, step limit) -> limit (exposure-value bounds) ->
+split into time and gain (priority, fixed values, flicker inside the step window, exact
+clamp) -> decide (flags). A frame with no finite pixel skips the stages (hold).
 """
 from abc import ABC, abstractmethod
 from collections import deque
@@ -34,7 +43,7 @@ import math
 from typing import Optional
 
 import cv2
-from neural_ae.core.errors import ControllerError
+from neural_ae.core.errors import ControllerError, NeuralAEError
 from neural_ae.core.sensor import load_sensor, SensorConfig, T_MAX_S
 import numpy as np
 
@@ -44,6 +53,8 @@ FLICKER_PERIODS_S = {'off': None, '50hz': 0.010, '60hz': 1.0 / 120.0}
 """Light from AC mains pulses at twice the mains frequency: 10 ms (50 Hz), 8.33 ms (60 Hz)."""
 PRIORITIES = ('exposure', 'gain')
 SMOOTHINGS = ('none', 'ema', 'adaptive')
+WHOLE_PERIOD_TOL = 1e-7
+"""Relative slack for an exposure-time bound to count as a whole number of light periods."""
 
 
 def db_to_linear(gain_db: float) -> float:
@@ -105,7 +116,9 @@ class Decision:
     deadband and step limit). Flags: ``clamped`` (the wish or the split hit a bound),
     ``converged`` (target within ``max(converged_ev, deadband_ev)`` of the setting that
     produced the frame), ``fallback`` (the policy's output was unusable, Average AE
-    decided). ``info`` carries diagnostics (``u``, ``raw_mean_dn``, ``mu``, reasons).
+    decided; or the frame had no finite pixel and the last command was held,
+    ``info['hold_reason']``). ``info`` carries diagnostics (``u``, ``raw_mean_dn``,
+    ``mu``, reasons).
     """
 
     setting: ExposureSetting
@@ -142,9 +155,11 @@ class ControllerOptions:
       (+1 EV = twice the exposure); range [-6, 6].
     - ``deadband_ev`` [EV]: hold the last command while the target is closer than this
       (0 = off).
-    - ``max_step_ev`` [EV]: largest change of the command per frame (``None`` = no limit).
+    - ``max_step_ev`` [EV]: largest change of the command per frame, in (0, 12]
+      (``None`` = no limit); it holds between any two consecutive commands.
     - ``flicker``: ``'off'``, ``'50hz'`` or ``'60hz'``: exposure times of at least one
-      light period (10 ms / 8.33 ms) become whole multiples of it; gain makes up the rest.
+      light period (10 ms / 8.33 ms) become whole multiples of it; gain makes up the rest
+      (:meth:`Limits.split` says what happens when it cannot).
     - ``latency_frames`` [frames]: a command issued after frame ``n`` takes effect at frame
       ``n + 1 + latency_frames``; used to infer the setting of a frame when the caller
       does not pass it, and by the closed-loop simulator.
@@ -154,10 +169,11 @@ class ControllerOptions:
       baselines, which carry their own update laws).
     - ``mu``: EMA weight of the previous exposure (paper: 0.9), in [0, 1).
     - ``adaptive_scale_ev`` [EV]: correction size at which adaptive ``mu`` drops to
-      ``mu / e``.
-    - ``m_exp``: Eq. 4 bound, network corrections lie in ``[1 / m_exp, m_exp]`` (paper: 10).
+      ``mu / e``, in (0, 12].
+    - ``m_exp``: Eq. 4 bound, network corrections lie in ``[1 / m_exp, m_exp]`` (paper: 10),
+      in (1, 1000].
     - ``converged_ev`` [EV]: ``converged`` when the target is this close to the setting
-      that produced the frame.
+      that produced the frame, in (0, 6].
     """
 
     min_exposure_us: Optional[float] = None
@@ -186,10 +202,13 @@ class ControllerOptions:
         def is_num(v):
             return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-        for name in ('min_exposure_us', 'max_exposure_us', 'fixed_exposure_us', 'max_step_ev'):
+        for name in ('min_exposure_us', 'max_exposure_us', 'fixed_exposure_us'):
             v = getattr(self, name)
             if v is not None and not (is_num(v) and v > 0):
                 bad(name, 'None or a finite number > 0')
+        if self.max_step_ev is not None and not (is_num(self.max_step_ev)
+                                                 and 0 < self.max_step_ev <= 12):
+            bad('max_step_ev', 'None or a number in (0, 12] EV')
         for name in ('min_gain_db', 'max_gain_db', 'fixed_gain_db'):
             v = getattr(self, name)
             if v is not None and not (is_num(v) and 0 <= v <= 60):
@@ -220,12 +239,12 @@ class ControllerOptions:
             bad('latency_frames', 'an integer in [0, 30]')
         if not (is_num(self.mu) and 0 <= self.mu < 1):
             bad('mu', 'a number in [0, 1)')
-        if not (is_num(self.adaptive_scale_ev) and self.adaptive_scale_ev > 0):
-            bad('adaptive_scale_ev', 'a finite number > 0')
-        if not (is_num(self.m_exp) and self.m_exp > 1):
-            bad('m_exp', 'a finite number > 1')
-        if not (is_num(self.converged_ev) and self.converged_ev > 0):
-            bad('converged_ev', 'a finite number > 0')
+        if not (is_num(self.adaptive_scale_ev) and 0 < self.adaptive_scale_ev <= 12):
+            bad('adaptive_scale_ev', 'a number in (0, 12] EV')
+        if not (is_num(self.m_exp) and 1 < self.m_exp <= 1000):
+            bad('m_exp', 'a number in (1, 1000]')
+        if not (is_num(self.converged_ev) and 0 < self.converged_ev <= 6):
+            bad('converged_ev', 'a number in (0, 6] EV')
 
     @classmethod
     def from_dict(cls, data: Optional[dict]) -> 'ControllerOptions':
@@ -270,13 +289,35 @@ class ControllerOptions:
                 raise ControllerError(f'fixed_gain_db {self.fixed_gain_db:g} outside '
                                       f'[{self.min_gain_db:g}, {g_hi_db:g}] dB')
             fixed_g = db_to_linear(self.fixed_gain_db)
-        return Limits(t_lo, t_hi, db_to_linear(self.min_gain_db), db_to_linear(g_hi_db),
-                      self.priority, fixed_t, fixed_g, FLICKER_PERIODS_S[self.flicker])
+        t_lo_us = max(sensor.min_exposure_us if self.min_exposure_us is None
+                      else self.min_exposure_us, sensor.min_exposure_us)
+        t_hi_us = min(sensor.max_exposure_us if self.max_exposure_us is None
+                      else self.max_exposure_us, sensor.max_exposure_us)
+        limits = Limits(t_lo, t_hi, db_to_linear(self.min_gain_db), db_to_linear(g_hi_db),
+                        self.priority, fixed_t, fixed_g, FLICKER_PERIODS_S[self.flicker],
+                        t_lo_us, t_hi_us, float(self.min_gain_db),
+                        min(float(g_hi_db), float(sensor.max_gain_db)))
+        period = limits.flicker_period_s
+        if period is not None and fixed_t is None and t_hi >= period:
+            k_lo, k_hi = limits.whole_periods()
+            if k_lo > k_hi:
+                LOG.warning('flicker %s: no whole %.4g ms light period inside the exposure '
+                            'bounds [%g, %g] us; exposure times of one period or more are '
+                            'not whole periods (the bounds win)', self.flicker,
+                            period * 1e3, t_lo_us, t_hi_us)
+        return limits
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Resolved bounds (SI units) and the exposure-value split that honours them."""
+    """
+    Resolved bounds (SI units) and the exposure-value split that honours them.
+
+    ``t_lo_us`` / ``t_hi_us`` [us] and ``g_lo_db`` / ``g_hi_db`` [dB] are the same bounds
+    in the units a command is sent in (as configured, so a 100 us bound is 100.0 and not
+    ``100e-6 * 1e6``); :meth:`setting` clamps to them exactly. NaN = derived from the SI
+    bounds.
+    """
 
     t_lo_s: float
     t_hi_s: float
@@ -286,6 +327,35 @@ class Limits:
     fixed_t_s: Optional[float] = None
     fixed_g: Optional[float] = None
     flicker_period_s: Optional[float] = None
+    t_lo_us: float = math.nan
+    t_hi_us: float = math.nan
+    g_lo_db: float = math.nan
+    g_hi_db: float = math.nan
+
+    def __post_init__(self):
+        derived = {'t_lo_us': self.t_lo_s * 1e6, 't_hi_us': self.t_hi_s * 1e6,
+                   'g_lo_db': linear_to_db(self.g_lo), 'g_hi_db': linear_to_db(self.g_hi)}
+        for name, value in derived.items():
+            if math.isnan(getattr(self, name)):
+                object.__setattr__(self, name, value)
+
+    def whole_periods(self) -> tuple:
+        """
+        ``(k_lo, k_hi)``: the whole numbers of light periods inside the time bounds.
+
+        ``k_lo > k_hi`` when none fits (or flicker avoidance is off, or the time is
+        fixed). A bound within ``WHOLE_PERIOD_TOL`` of a whole period counts as one.
+        """
+        period = self.flicker_period_s
+        if period is None or self.fixed_t_s is not None:
+            return 1, 0
+        k_lo = max(1, math.ceil(self.t_lo_s / period - WHOLE_PERIOD_TOL))
+        k_hi = math.floor(self.t_hi_s / period + WHOLE_PERIOD_TOL)
+        return k_lo, k_hi
+
+    def _period_time(self, k: int, period: float) -> float:
+        """``k`` light periods [s], inside the time bounds (a rounding's worth at most)."""
+        return min(max(k * period, self.t_lo_s), self.t_hi_s)
 
     def e_bounds(self) -> tuple:
         """Smallest and largest exposure value ``K t`` [s] these limits can deliver."""
@@ -295,7 +365,11 @@ class Limits:
             t_lo, t_hi = self.t_lo_s, self.t_hi_s
             period = self.flicker_period_s
             if period is not None and t_hi >= period:
-                t_hi = math.floor(t_hi / period + 1e-9) * period
+                k_lo, k_hi = self.whole_periods()
+                if k_lo <= k_hi:
+                    t_hi = self._period_time(k_hi, period)
+                    if t_lo >= period * (1 - 1e-9):
+                        t_lo = self._period_time(k_lo, period)
         g_lo, g_hi = (self.fixed_g,) * 2 if self.fixed_g is not None else (self.g_lo, self.g_hi)
         return t_lo * g_lo, t_hi * g_hi
 
@@ -309,18 +383,60 @@ class Limits:
             g = self.fixed_g
         return min(max(t, self.t_lo_s), self.t_hi_s), min(max(g, self.g_lo), self.g_hi)
 
-    def split(self, e_s: float) -> tuple:
+    def contains(self, setting: ExposureSetting) -> bool:
+        """Whether ``setting``, as it would be sent, lies inside the bounds exactly."""
+        return (self.t_lo_us <= setting.exposure_time_us <= self.t_hi_us
+                and self.g_lo_db <= setting.gain_db <= self.g_hi_db)
+
+    def setting(self, t_s: float, g: float) -> ExposureSetting:
+        """
+        Build the command for time ``t_s`` [s] and linear gain ``g``, clamped exactly.
+
+        The bounds are applied in the command's own units (us, dB), after the conversion,
+        so a rounding in ``t * 1e6`` or ``20 log10 K`` cannot put it a hair outside.
+        """
+        t, g = self.clamp_setting(t_s, g)
+        t_us = min(max(t * 1e6, self.t_lo_us), self.t_hi_us)
+        g_db = min(max(linear_to_db(g), self.g_lo_db), self.g_hi_db)
+        return ExposureSetting(t_us, g_db)
+
+    def split(self, e_s: float, window: Optional[tuple] = None) -> tuple:
         """
         Split exposure value ``e_s`` [s] into ``(t_exp_s, K, clamped)``.
 
         Exposure priority is Eq. 6 with ``T_max = t_hi``; gain priority raises ``K``
-        first. Fixed values win; flicker avoidance then rounds ``t`` down to whole light
-        periods (up if the gain cannot make up the difference) and compensates with ``K``.
-        ``clamped`` says the delivered ``K t`` differs from ``e_s``.
+        first. Fixed values win (a fixed exposure time is used as is, flicker or not).
+
+        Flicker avoidance (exposure times of one light period or more): when a whole
+        number of periods fits the time bounds, ``t`` is one, inside the bounds:
+
+        - if some whole period delivers ``e_s`` exactly with a gain inside its bounds,
+          the longest such period not above the plain split's time (else the shortest
+          above it), the gain making up the rest: ``K t = e_s`` up to rounding;
+        - otherwise (the gain range cannot bridge two whole periods) the whole-period
+          setting with the largest ``K t`` not above ``e_s``, or, when there is none, the
+          smallest above; ``window = (lo, hi)`` [s] (the step limit around the last
+          command) restricts that choice, and when no whole-period setting lies inside
+          it the time is not rounded (the step limit wins over flicker avoidance).
+
+        When no whole period fits the time bounds at all, the time is not rounded either
+        (the bounds win; :meth:`ControllerOptions.resolve` warns). ``clamped`` says the
+        delivered ``K t`` differs from ``e_s``.
         """
         e_lo, e_hi = self.e_bounds()
         e = e_s if (math.isfinite(e_s) and e_s > 0) else e_lo
         e = min(max(e, e_lo), e_hi)
+        t, g = self._plain_split(e)
+        period = self.flicker_period_s
+        if period is not None and self.fixed_t_s is None and t >= period * (1 - 1e-9):
+            t, g = self._avoid_flicker(e, t, g, period, window)
+        t, g = self.clamp_setting(t, g)
+        clamped = (not math.isfinite(e_s) or e_s <= 0
+                   or abs(math.log(t * g / e_s)) > 1e-6)
+        return t, g, clamped
+
+    def _plain_split(self, e: float) -> tuple:
+        """Time and gain for ``e`` by fixed values and priority, inside the bounds."""
         if self.fixed_t_s is not None and self.fixed_g is not None:
             t, g = self.fixed_t_s, self.fixed_g
         elif self.fixed_t_s is not None:
@@ -333,28 +449,35 @@ class Limits:
         else:
             g = min(max(e / self.t_lo_s, self.g_lo), self.g_hi)
             t = e / g
-        t, g = self.clamp_setting(t, g)
-        period = self.flicker_period_s
-        if period is not None and self.fixed_t_s is None and t >= period * (1 - 1e-9):
-            t, g = self._avoid_flicker(e, t, period)
-        t, g = self.clamp_setting(t, g)
-        clamped = (not math.isfinite(e_s) or e_s <= 0
-                   or abs(math.log(t * g / e_s)) > 1e-6)
-        return t, g, clamped
+        return self.clamp_setting(t, g)
 
-    def _avoid_flicker(self, e: float, t: float, period: float) -> tuple:
-        n = math.floor(t / period + 1e-9)
-        if self.fixed_g is not None:
-            # Gain is held: take the nearest whole number of periods inside the bounds.
-            cands = [k * period for k in (n, n + 1) if self.t_lo_s <= k * period <= self.t_hi_s]
-            t_new = min(cands, key=lambda c: abs(math.log(c / t))) if cands else t
-            return t_new, self.fixed_g
-        t_new = n * period
-        g_new = e / t_new
-        if g_new > self.g_hi and (n + 1) * period <= self.t_hi_s * (1 + 1e-12):
-            t_new = (n + 1) * period
-            g_new = e / t_new
-        return t_new, g_new
+    def _avoid_flicker(self, e: float, t: float, g: float, period: float,
+                       window: Optional[tuple]) -> tuple:
+        """Whole light periods for ``e`` (see :meth:`split`); ``(t, g)`` is the plain split."""
+        k_lo, k_hi = self.whole_periods()
+        if k_lo > k_hi:
+            return t, g
+        g_lo, g_hi = (self.fixed_g,) * 2 if self.fixed_g is not None else (self.g_lo, self.g_hi)
+        rel = 1e-12
+        # Whole periods k that deliver e exactly: g_lo <= e / (k P) <= g_hi.
+        k_a = max(k_lo, math.ceil(e / (period * g_hi) * (1 - rel)))
+        k_b = min(k_hi, math.floor(e / (period * g_lo) * (1 + rel)))
+        if k_a <= k_b:
+            k = min(max(math.floor(t / period + 1e-9), k_a), k_b)
+            t_k = self._period_time(k, period)
+            return t_k, e / t_k
+        w_lo, w_hi = window if window is not None else (0.0, math.inf)
+        below = min(k_a - 1, k_hi)    # longest period whose highest gain stays under e
+        if below >= k_lo:
+            t_k = self._period_time(below, period)
+            if t_k * g_hi >= w_lo * (1 - rel):
+                return t_k, g_hi
+        above = max(k_b + 1, k_lo)    # shortest period whose lowest gain exceeds e
+        if above <= k_hi:
+            t_k = self._period_time(above, period)
+            if t_k * g_lo <= w_hi * (1 + rel):
+                return t_k, g_lo
+        return t, g
 
 
 # --------------------------------------------------------------------------- smoothing
@@ -418,8 +541,8 @@ class AdaptiveSmoothing(Smoothing):
 
     def __call__(self, last_e_s: float, target_e_s: float) -> tuple:
         """Geometric interpolation with the adapted weight."""
-        d_ev = abs(math.log2(target_e_s / last_e_s))
-        mu = self.mu * math.exp(-(d_ev / self.scale_ev) ** 2)
+        ratio = abs(math.log2(target_e_s / last_e_s)) / self.scale_ev
+        mu = self.mu * math.exp(-ratio * ratio) if ratio < 40.0 else 0.0
         return _geo(last_e_s, target_e_s, mu), mu
 
 
@@ -451,13 +574,44 @@ def check_raw(raw) -> np.ndarray:
     return raw
 
 
-def raw_mean_dn(raw: np.ndarray) -> float:
-    """Mean raw value over all pixels [DN] (fast path through OpenCV; NaN-safe)."""
+def _plain_mean(raw: np.ndarray) -> float:
     if raw.dtype in (np.uint8, np.uint16, np.float32) and min(raw.shape) > 0:
-        mean = float(cv2.mean(np.ascontiguousarray(raw))[0])
-    else:
-        mean = float(np.mean(raw, dtype=np.float64))
-    return mean if math.isfinite(mean) else 0.0
+        return float(cv2.mean(np.ascontiguousarray(raw))[0])
+    with np.errstate(over='ignore', invalid='ignore'):
+        return float(np.mean(raw, dtype=np.float64))
+
+
+def finite_pixels(raw: np.ndarray) -> str:
+    """
+    ``'all'``, ``'some'`` or ``'none'``: which pixels of ``raw`` are finite.
+
+    Integer frames are ``'all'``; a float frame whose plain mean is finite has no NaN or
+    inf pixel, so the mask is only built for frames that need it.
+    """
+    if np.issubdtype(raw.dtype, np.integer) or math.isfinite(_plain_mean(raw)):
+        return 'all'
+    n = int(np.count_nonzero(np.isfinite(raw)))
+    return 'all' if n == raw.size else 'some' if n else 'none'
+
+
+def raw_mean_dn(raw: np.ndarray) -> float:
+    """
+    Mean raw value [DN] over the finite pixels (fast path through OpenCV).
+
+    Integer frames and float frames without NaN / inf pixels: the plain mean. A float
+    frame with NaN / inf pixels is measured on its finite pixels; NaN when none is.
+    """
+    mean = _plain_mean(raw)
+    if math.isfinite(mean) or np.issubdtype(raw.dtype, np.integer):
+        return mean
+    vals = raw[np.isfinite(raw)].astype(np.float64)
+    if vals.size == 0:
+        return math.nan
+    with np.errstate(over='ignore', invalid='ignore'):
+        mean = float(np.mean(vals))
+    if not math.isfinite(mean):            # finite values whose sum overflows
+        mean = float(np.sum(vals / vals.size))
+    return mean
 
 
 def average_ae_factor(raw: np.ndarray, sensor: SensorConfig, level: float = 0.5) -> tuple:
@@ -466,9 +620,13 @@ def average_ae_factor(raw: np.ndarray, sensor: SensorConfig, level: float = 0.5)
 
     The black level is subtracted from both (the paper's sensor has none), so the
     settled mean raw value is ``black + level * (M_white - black)``; the signal is floored
-    at 0.5 DN so an all-black frame asks for a large (then clamped) increase.
+    at 0.5 DN so an all-black frame asks for a large (then clamped) increase. ``I_mean``
+    is taken over the finite pixels (:func:`raw_mean_dn`); with none the factor is 1
+    (hold) and ``I_mean`` NaN.
     """
     mean = raw_mean_dn(raw)
+    if not math.isfinite(mean):
+        return 1.0, mean
     black = sensor.black_level_dn
     signal = max(mean - black, 0.5)
     return level * (sensor.white_level_dn - black) / signal, mean
@@ -506,6 +664,7 @@ class Controller(ABC):
         self.last_raw: Optional[np.ndarray] = None
         self.last_decision: Optional[Decision] = None
         self.frame_index = 0
+        self._warned: set = set()
 
     # -- what it is
 
@@ -539,23 +698,26 @@ class Controller(ABC):
         """Geometric middle of the reachable exposure range (used if never reset)."""
         e_lo, e_hi = self.limits.e_bounds()
         t, g, _ = self.limits.split(math.sqrt(e_lo * e_hi))
-        return ExposureSetting.from_linear(t, g)
+        return self.limits.setting(t, g)
 
     def reset(self, initial: Optional[ExposureSetting] = None) -> ExposureSetting:
         """
         Forget all state; ``initial`` is the setting in force now (clamped to the bounds).
 
-        Returns the clamped setting, which the camera should be given.
+        Returns the clamped setting, which the camera should be given (``initial`` itself
+        when it is inside the bounds and no fixed value or flicker rule changes it).
         """
         if initial is None:
             initial = self.default_initial()
         initial = self._check_setting(initial, 'initial')
-        t, g, _ = self.limits.split(initial.e_s)
-        if self.limits.fixed_t_s is None and self.limits.fixed_g is None and \
-                self.limits.flicker_period_s is None:
+        lim = self.limits
+        if lim.fixed_t_s is None and lim.fixed_g is None and lim.flicker_period_s is None:
             # Keep the caller's time/gain split when it is inside the bounds.
-            t, g = self.limits.clamp_setting(initial.t_exp_s, initial.gain)
-        setting = ExposureSetting.from_linear(t, g)
+            setting = initial if lim.contains(initial) else \
+                lim.setting(initial.t_exp_s, initial.gain)
+        else:
+            t, g, _ = lim.split(initial.e_s)
+            setting = lim.setting(t, g)
         self._last = setting
         self._commands.clear()
         self._commands.extend([setting] * (self.options.latency_frames + 1))
@@ -571,6 +733,12 @@ class Controller(ABC):
     @property
     def last_command(self) -> Optional[ExposureSetting]:
         """Return the most recent command (or the initial setting)."""
+        return self._last
+
+    def _last_setting(self) -> ExposureSetting:
+        """Return the most recent command; :meth:`step` resets a controller that has none."""
+        if self._last is None:
+            raise ControllerError(f'{self.name}: no command yet; call reset() first')
         return self._last
 
     # -- policy
@@ -600,7 +768,8 @@ class Controller(ABC):
         (the policy's wish, with the Average AE fallback) -> :meth:`target` (EV
         compensation, reachable range) -> :meth:`smooth` (the filter: deadband,
         smoothing, step limit) -> :meth:`limit` (exposure-value bounds) -> :meth:`split`
-        (time and gain) -> :meth:`decide` (flags, state).
+        (time and gain) -> :meth:`decide` (flags, state). A float frame with no finite
+        pixel skips them: :meth:`hold`.
         """
         raw = check_raw(raw)
         if self._last is None:
@@ -608,7 +777,16 @@ class Controller(ABC):
         inferred = used is None
         used = self._commands[0] if inferred else self._check_setting(used, 'used')
         self.last_raw = raw
-        info = {'used_inferred': inferred}
+        info: dict = {'used_inferred': inferred}
+        pixels = finite_pixels(raw)
+        if pixels != 'all':
+            self._warn_once(pixels, f'{self.name}: raw frame {raw.shape} {raw.dtype} has '
+                            + ('NaN / inf pixels; the finite ones are measured'
+                               if pixels == 'some' else
+                               'no finite pixel; the last command is held'))
+            info['finite_pixels'] = pixels
+            if pixels == 'none':
+                return self.hold(used, info)
         desired, fallback = self.measure(raw, used, features, info)
         desired, target, clamped = self.target(desired)
         new, filtered = self.smooth(target)
@@ -627,7 +805,9 @@ class Controller(ABC):
         """
         try:
             desired = float(self.propose(raw, used, features, info))
-        except (OverflowError, ZeroDivisionError, FloatingPointError) as err:
+        except (ArithmeticError, ValueError) as err:
+            if isinstance(err, NeuralAEError):
+                raise
             desired = math.nan
             info['propose_error'] = str(err)
         if math.isfinite(desired) and desired > 0:
@@ -647,8 +827,8 @@ class Controller(ABC):
         if self.follows_scene and self.options.ev_compensation:
             desired *= 2.0 ** self.options.ev_compensation
         e_lo, e_hi = self.limits.e_bounds()
-        if not math.isfinite(desired):
-            return desired, e_hi, True
+        if not (math.isfinite(desired) and desired > 0):   # over- or underflow
+            return desired, (e_hi if desired > 0 else e_lo), True
         target = min(max(desired, e_lo), e_hi)
         return desired, target, abs(math.log(target / desired)) > 1e-6
 
@@ -660,7 +840,7 @@ class Controller(ABC):
         Returns ``(e_s, {'mu', 'deadband', 'step_limited'})``.
         """
         opts = self.options
-        last_e = self._last.e_s
+        last_e = self._last_setting().e_s
         if not (math.isfinite(last_e) and last_e > 0):
             last_e = target
         new, mu, in_deadband = target, 0.0, False
@@ -682,28 +862,61 @@ class Controller(ABC):
         e_lo, e_hi = self.limits.e_bounds()
         return min(max(e_s, e_lo), e_hi)
 
+    def step_window(self) -> Optional[tuple]:
+        """
+        Exposure values ``(lo, hi)`` [s] within ``max_step_ev`` of the last command.
+
+        ``None`` without a step limit. Every command lies inside it: :meth:`smooth` limits
+        the step and :meth:`split` keeps flicker rounding inside it.
+        """
+        if self.options.max_step_ev is None or self._last is None:
+            return None
+        factor = 2.0 ** self.options.max_step_ev
+        return self._last.e_s / factor, self._last.e_s * factor
+
     def split(self, e_s: float) -> tuple:
         """
         Stage 5: exposure time and gain for ``e_s`` [s] (:meth:`Limits.split`).
 
-        Returns ``(setting, clamped)``; ``clamped`` when the delivered ``K t`` differs
-        from ``e_s`` (fixed values, flicker periods, bounds).
+        Flicker rounding stays inside :meth:`step_window`; the command is clamped exactly
+        (:meth:`Limits.setting`). Returns ``(setting, clamped)``; ``clamped`` when the
+        delivered ``K t`` differs from ``e_s`` (fixed values, flicker periods, bounds).
         """
-        t, g, split_clamped = self.limits.split(e_s)
+        t, g, split_clamped = self.limits.split(e_s, self.step_window())
         clamped = split_clamped and abs(math.log(t * g / e_s)) > 1e-6
-        return ExposureSetting.from_linear(t, g), clamped
+        return self.limits.setting(t, g), clamped
+
+    def hold(self, used: ExposureSetting, info: dict) -> Decision:
+        """
+        Instead of the stages, for a frame with nothing to measure: repeat the last command.
+
+        Flagged ``fallback`` (never ``converged``) with the reason in ``info``.
+        """
+        setting = self._last_setting()
+        info.update(hold_reason='no finite pixel in the frame; last command held',
+                    desired_e_s=math.nan, mu=0.0, deadband=False, step_limited=False,
+                    error_ev=math.log2(setting.e_s / used.e_s))
+        return self.decide(setting, setting.e_s, used, False, True, info, measured=False)
 
     def decide(self, setting: ExposureSetting, target: float, used: ExposureSetting,
-               clamped: bool, fallback: bool, info: dict) -> Decision:
+               clamped: bool, fallback: bool, info: dict, measured: bool = True) -> Decision:
         """Stage 6: the ``converged`` flag, the command history and the :class:`Decision`."""
         tol = max(self.options.converged_ev, self.options.deadband_ev)
-        converged = abs(math.log2(target / used.e_s)) <= tol if used.e_s > 0 else False
+        converged = measured and abs(math.log2(target / used.e_s)) <= tol
         self._last = setting
         self._commands.append(setting)
         self.frame_index += 1
         decision = Decision(setting, target, bool(clamped), bool(converged), fallback, info)
         self.last_decision = decision
         return decision
+
+    def _warn_once(self, key: str, message: str) -> None:
+        """Log ``message`` as a warning the first time ``key`` comes up, then at debug."""
+        if key in self._warned:
+            LOG.debug('%s', message)
+        else:
+            self._warned.add(key)
+            LOG.warning('%s (warned once)', message)
 
     def _check_setting(self, setting, what: str) -> ExposureSetting:
         if not isinstance(setting, ExposureSetting):

@@ -26,7 +26,7 @@ the range, ``min(gammas)`` below (our guard; Shim et al. do not discuss the case
 """
 from dataclasses import replace
 import math
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import cv2
 from neural_ae.core.controllers.base import (average_ae_factor, Controller, ControllerOptions,
@@ -36,13 +36,18 @@ from neural_ae.core.errors import ControllerError
 from neural_ae.core.sensor import first_green_offset, SensorConfig
 import numpy as np
 
+Gammas = Union[Sequence[float], np.ndarray]
+"""A set of gamma values: a sequence or a 1-D array."""
+
 
 class FixedController(Controller):
     """
     Fixed exposure: always commands the same setting.
 
-    The held setting is ``setting`` if given, else the one in force at :meth:`reset`
-    (``options.fixed_exposure_us`` / ``fixed_gain_db`` override either part).
+    The held setting is the one :meth:`reset` returns: ``setting`` if given (the camera
+    is told it at reset, so no command ever steps), else the one in force at reset;
+    either goes through the bounds as any initial setting does (clamped;
+    ``options.fixed_exposure_us`` / ``fixed_gain_db`` and flicker avoidance re-split it).
     """
 
     name = 'fixed'
@@ -52,27 +57,27 @@ class FixedController(Controller):
                  sensor: Optional[SensorConfig] = None,
                  setting: Optional[ExposureSetting] = None):
         super().__init__(options, sensor)
-        self._setting = setting
-        self._initial = None
-        self._hold_e_s = None
+        self._setting = None if setting is None else self._check_setting(setting, 'setting')
+        self._held: Optional[ExposureSetting] = None
+
+    def reset(self, initial: Optional[ExposureSetting] = None) -> ExposureSetting:
+        """Forget all state; hold ``setting`` if one was given, else ``initial``."""
+        return super().reset(self._setting if self._setting is not None else initial)
 
     def _reset_state(self) -> None:
-        self._initial = self._last
-        held = self._setting or self._last
-        t, g = self.limits.clamp_setting(held.t_exp_s, held.gain)
-        self._hold_e_s = t * g
+        self._held = self._last_setting()
+
+    def _held_setting(self) -> ExposureSetting:
+        return self._held if self._held is not None else self._last_setting()
 
     def propose(self, raw, used, features, info) -> float:
         """Return the held exposure value."""
-        return self._hold_e_s
+        return self._held_setting().e_s
 
     def step(self, raw, used=None, features=None) -> Decision:
         """Command the held setting itself (its own time/gain split, inside the bounds)."""
         decision = super().step(raw, used, features)
-        held = self._setting or self._initial
-        t, g = self.limits.clamp_setting(held.t_exp_s, held.gain)
-        inside = t == held.t_exp_s and g == held.gain
-        setting = held if inside else ExposureSetting.from_linear(t, g)
+        setting = self._held_setting()
         self._last = setting
         self._commands[-1] = setting
         decision = replace(decision, setting=setting)
@@ -104,11 +109,21 @@ def green_image(raw: np.ndarray, sensor: SensorConfig, max_width: int = 256) -> 
     First green pixel of every Bayer cell, black-subtracted, in [0, 1], float32.
 
     Downsampled with area averaging so its width is at most ``max_width``.
+    Float frames with NaN / inf pixels: those pixels take the mean of the finite ones
+    (no false edges, no bias); with none finite the image is black.
     """
     dy, dx = first_green_offset(sensor.bayer_pattern)
     g = raw[dy::2, dx::2]
     if g.size == 0:
         g = raw
+    if not np.issubdtype(g.dtype, np.integer):
+        g = np.asarray(g, dtype=np.float64)
+        finite = np.isfinite(g)
+        if not finite.all():
+            with np.errstate(over='ignore'):
+                fill = float(np.mean(g[finite])) if finite.any() else 0.0
+            g = np.where(finite, g, fill)
+        g = np.clip(g, -3e38, 3e38)
     g = g.astype(np.float32)
     h, w = g.shape
     if w > max_width:
@@ -122,7 +137,7 @@ def green_image(raw: np.ndarray, sensor: SensorConfig, max_width: int = 256) -> 
     return np.clip(g, 0.0, 1.0, out=g)
 
 
-def gradient_information(img: np.ndarray, gammas: Sequence[float], lam: float = 1000.0,
+def gradient_information(img: np.ndarray, gammas: Gammas, lam: float = 1000.0,
                          delta: float = 0.06) -> np.ndarray:
     """
     Shim's gradient information ``M(gamma)`` of ``img`` (values in [0, 1]) per gamma.
@@ -144,7 +159,7 @@ def gradient_information(img: np.ndarray, gammas: Sequence[float], lam: float = 
     return out
 
 
-def shim_gamma_star(gammas: Sequence[float], info: np.ndarray, mean_level: float,
+def shim_gamma_star(gammas: Gammas, info: np.ndarray, mean_level: float,
                     order: int = 5, grid: int = 241) -> float:
     """
     Maximiser ``g*`` of the degree-``order`` polynomial fit of ``info`` over ``gammas``.
@@ -152,14 +167,14 @@ def shim_gamma_star(gammas: Sequence[float], info: np.ndarray, mean_level: float
     Searched on a dense grid over ``[min(gammas), max(gammas)]``; falls back to the
     frame mean (see the module docstring) when ``info`` is all zero.
     """
-    gammas = np.asarray(gammas, dtype=np.float64)
+    grid_g = np.asarray(gammas, dtype=np.float64)
     info = np.asarray(info, dtype=np.float64)
-    lo, hi = float(gammas.min()), float(gammas.max())
+    lo, hi = float(grid_g.min()), float(grid_g.max())
     if not np.all(np.isfinite(info)) or info.max() <= 0:
         return hi if mean_level > 0.5 else lo
-    deg = min(order, len(gammas) - 1)
+    deg = min(order, len(grid_g) - 1)
     scale = info.max()
-    poly = np.polynomial.Polynomial.fit(gammas, info / scale, deg)
+    poly = np.polynomial.Polynomial.fit(grid_g, info / scale, deg)
     xs = np.linspace(lo, hi, grid)
     return float(xs[int(np.argmax(poly(xs)))])
 
@@ -178,13 +193,12 @@ class GradientController(Controller):
     name = 'gradient'
 
     def __init__(self, options: Optional[ControllerOptions] = None,
-                 sensor: Optional[SensorConfig] = None, gammas: Optional[Sequence] = None,
+                 sensor: Optional[SensorConfig] = None, gammas: Optional[Gammas] = None,
                  lam: float = 1000.0, delta: float = 0.06, kp: float = 0.5, d: float = 0.1,
                  max_width: int = 256):
         super().__init__(options, sensor)
-        if gammas is None:
-            gammas = np.geomspace(1 / 1.9, 1.9, 11)
-        self.gammas = np.asarray(gammas, dtype=np.float64)
+        self.gammas = np.asarray(np.geomspace(1 / 1.9, 1.9, 11) if gammas is None else gammas,
+                                 dtype=np.float64)
         if self.gammas.size < 2 or not np.all(np.isfinite(self.gammas)) or \
                 np.any(self.gammas <= 0):
             raise ControllerError(f'gammas must be >= 2 finite positive values, got {gammas}')

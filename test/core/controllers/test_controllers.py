@@ -46,17 +46,36 @@ def _controller(name, options=None, value=None, **kw):
     return c
 
 
+PERIODS_US = {'50hz': 10000.0, '60hz': 1e6 / 120}
+
+
 def _bounds(options):
-    lim = options.resolve(SENSOR)
-    return (lim.t_lo_s * 1e6, lim.t_hi_s * 1e6, 20 * math.log10(lim.g_lo),
-            20 * math.log10(lim.g_hi))
+    """Exposure [us] and gain [dB] bounds as configured (the sensor's for ``None``)."""
+    t_lo = max(options.min_exposure_us or 0.0, SENSOR.min_exposure_us)
+    t_hi = min(options.max_exposure_us or math.inf, SENSOR.max_exposure_us)
+    g_hi = SENSOR.max_gain_db if options.max_gain_db is None else options.max_gain_db
+    return t_lo, t_hi, options.min_gain_db, min(g_hi, SENSOR.max_gain_db)
 
 
 def _inside(setting, options):
+    """Finite and inside the bounds exactly, as the command is sent (us, dB)."""
     t_lo, t_hi, g_lo, g_hi = _bounds(options)
     t, g = setting.exposure_time_us, setting.gain_db
-    return (math.isfinite(t) and math.isfinite(g) and t_lo * (1 - 1e-9) <= t <= t_hi * (1 + 1e-9)
-            and g_lo - 1e-9 <= g <= g_hi + 1e-9)
+    return math.isfinite(t) and math.isfinite(g) and t_lo <= t <= t_hi and g_lo <= g <= g_hi
+
+
+def _whole_period_fits(options):
+    if options.flicker == 'off' or options.fixed_exposure_us is not None:
+        return False
+    t_lo, t_hi = _bounds(options)[:2]
+    period = PERIODS_US[options.flicker]
+    return max(1, math.ceil(t_lo / period - 1e-7)) * period <= t_hi * (1 + 1e-7)
+
+
+def _whole(setting, options):
+    """Shorter than one light period, or a whole number of them (1 ppm)."""
+    k = setting.exposure_time_us / PERIODS_US[options.flicker]
+    return k < 1 - 1e-9 or abs(k - round(k)) <= 1e-6
 
 
 # --------------------------------------------------------------------------- properties
@@ -68,12 +87,21 @@ NET_OUTPUTS = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
 
 @st.composite
 def options_strategy(draw):
-    min_us = draw(st.one_of(st.none(), st.floats(20.0, 2000.0)))
-    max_us = draw(st.one_of(st.none(), st.floats(2000.0, 50000.0)))
-    max_gain = draw(st.one_of(st.none(), st.floats(0.0, 24.0)))
+    flicker = draw(st.sampled_from(['off', '50hz', '60hz', '50hz', '60hz']))
+    period = PERIODS_US.get(flicker, 10000.0)
+    min_us = draw(st.one_of(
+        st.none(), st.floats(20.0, 2000.0),
+        st.floats(1.01, 3.99).filter(lambda k: abs(k - round(k)) > 1e-3).map(
+            lambda k: k * period),                           # above one period, no multiple
+        st.integers(1, 3).map(lambda k: k * period)))        # a whole multiple
+    lo = SENSOR.min_exposure_us if min_us is None else min_us
+    max_us = draw(st.one_of(st.none(), st.floats(2000.0, 50000.0),
+                            st.floats(1.0, 1.6).map(lambda f: f * lo)))
+    assume(max_us is None and lo <= 15000.0 or max_us is not None and max_us >= lo)
     min_gain = draw(st.floats(0.0, 6.0))
-    assume(max_gain is None or max_gain >= min_gain)
-    fixed_t = draw(st.one_of(st.none(), st.floats(2000.0, 2000.0)))
+    max_gain = draw(st.one_of(st.none(), st.floats(min_gain, 24.0),   # or too narrow to
+                              st.floats(0.0, 1.5).map(lambda d: min_gain + d)))  # bridge
+    fixed_t = draw(st.one_of(st.none(), st.just(lo)))
     fixed_g = draw(st.one_of(st.none(), st.floats(min_gain, min_gain + 0.0)))
     return ControllerOptions(
         min_exposure_us=min_us, max_exposure_us=max_us, min_gain_db=min_gain,
@@ -81,8 +109,7 @@ def options_strategy(draw):
         fixed_exposure_us=fixed_t, fixed_gain_db=fixed_g,
         ev_compensation=draw(st.floats(-6, 6)), deadband_ev=draw(st.floats(0, 1)),
         max_step_ev=draw(st.one_of(st.none(), st.floats(0.01, 4))),
-        flicker=draw(st.sampled_from(['off', '50hz', '60hz'])),
-        latency_frames=draw(st.integers(0, 3)),
+        flicker=flicker, latency_frames=draw(st.integers(0, 3)),
         smoothing=draw(st.sampled_from([None, 'none', 'ema', 'adaptive'])),
         mu=draw(st.floats(0.0, 0.99)))
 
@@ -91,7 +118,8 @@ def options_strategy(draw):
 def raw_strategy(draw):
     h = draw(st.integers(16, 40))
     w = draw(st.integers(16, 40))
-    kind = draw(st.sampled_from(['random', 'black', 'white', 'const']))
+    kind = draw(st.sampled_from(['random', 'black', 'white', 'const', 'float', 'float_bad',
+                                 'float_all_bad', 'float_huge']))
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
     if kind == 'random':
         return rng.integers(0, WHITE + 1, (h, w)).astype(np.uint16)
@@ -99,13 +127,25 @@ def raw_strategy(draw):
         return np.zeros((h, w), np.uint16)
     if kind == 'white':
         return np.full((h, w), WHITE, np.uint16)
-    return np.full((h, w), draw(st.integers(0, WHITE)), np.uint16)
+    if kind == 'const':
+        return np.full((h, w), draw(st.integers(0, WHITE)), np.uint16)
+    raw = rng.uniform(0.0, WHITE, (h, w)).astype(draw(st.sampled_from([np.float32,
+                                                                      np.float64])))
+    if kind == 'float_bad':      # a few, or most, pixels NaN / inf
+        n_bad = draw(st.integers(1, h * w - 1))
+        raw.flat[rng.choice(h * w, n_bad, replace=False)] = \
+            draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    elif kind == 'float_all_bad':
+        raw[:] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    elif kind == 'float_huge':
+        raw *= draw(st.sampled_from([1e30, 1e300, -1e300]))
+    return raw
 
 
 SETTINGS = st.builds(ExposureSetting, st.floats(1.0, 1e6), st.floats(0.0, 40.0))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.filter_too_much])
 @given(name=st.sampled_from(CONTROLLER_NAMES), options=options_strategy(),
        raws=st.lists(raw_strategy(), min_size=1, max_size=3),
@@ -119,12 +159,21 @@ def test_every_command_stays_inside_the_bounds_and_finite(
         assume(False)
     start = c.reset(initial)
     assert _inside(start, options)
+    whole = _whole_period_fits(options)
+    assert not whole or _whole(start, options), (start, options)
     feats = torch.randn(1, 128, 3, 4)
+    prev = start
     for raw, u in zip(raws, used):
         d = c.step(raw, u, features=feats)
         assert _inside(d.setting, options), (d, options)
         assert math.isfinite(d.target_e_s) and d.target_e_s > 0
         assert isinstance(d.clamped, bool) and isinstance(d.converged, bool)
+        if options.max_step_ev is not None:
+            # The step limit holds between consecutive commands, flicker rounding included.
+            assert abs(math.log2(d.setting.e_s / prev.e_s)) <= options.max_step_ev + 1e-9
+        if whole:
+            assert _whole(d.setting, options), (d.setting, options)
+        prev = d.setting
 
 
 @settings(max_examples=40, deadline=None)
