@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import logging
 import math
 from pathlib import Path
+import re
 from typing import Optional, Union
 
 from neural_ae.core import hdr, isp
@@ -140,7 +141,7 @@ def _validate_sensor(cfg: 'SensorConfig') -> None:
         if f.name in ('name', 'bayer_pattern'):
             continue
         value = getattr(cfg, f.name)
-        if isinstance(value, str):
+        if isinstance(value, str) and re.fullmatch(r'[-+]?[0-9.]+[eE][-+]?[0-9]+', value):
             fail(f.name, 'must be a finite number (YAML reads 1e6 as text: write 1.0e+6)')
         if not _is_number(value) or not math.isfinite(value):
             fail(f.name, 'must be a finite number')

@@ -59,7 +59,7 @@ PRESET = (config_dir() / 'sensors' / 'imx249.yaml').read_text()
     ('max_exposure_us', '10.0', 'max_exposure_us must be >= min_exposure_us 20.0, got 10.0'),
     ('quantum_efficiency', '1.5', r'quantum_efficiency must be in \(0, 1\], got 1.5'),
     ('read_noise_pre_e', '-1.0', 'read_noise_pre_e must be >= 0, got -1.0'),
-    ('width', 'wide', "width must be a finite number .*got 'wide'"),
+    ('width', 'wide', "width must be a finite number, got 'wide'"),
     ('height', '0', r'height must be in \[1, 65536\], got 0'),
     ('bayer_pattern', 'RGBG', "bayer_pattern must be one of .*got 'RGBG'"),
     ('dark_current_e_per_s', 'true', 'dark_current_e_per_s must be a finite number, got True'),
