@@ -116,7 +116,7 @@ def camera_part(args, out: Path) -> dict:
 
 def _drive(args, sensor) -> tuple:
     """Build the held-out tunnel-exit drive: RGB scenes (bag) and Bayer frames (loop)."""
-    from neural_ae.core.evaluation.protocols import Drive, Frame
+    from neural_ae.core.evaluation.drives import Drive, Frame
 
     scenes = list(SC.iter_sequence(args.drive_seed, args.frames, 'tunnel_exit', 192, 320))
     frames = [Frame(S.mosaic(sc.radiance, sensor.bayer_pattern), sc.boxes, sc.labels,
@@ -160,19 +160,20 @@ def closed_loop_part(args, out: Path) -> dict:
     """Run the drive with the shipped model and the baselines; report, plots, bag."""
     import shutil
 
-    from neural_ae.core.evaluation import protocols as P
     from neural_ae.core.evaluation import report as R
+    from neural_ae.core.evaluation.drives import run_drive_protocol
+    from neural_ae.core.evaluation.methods import build_methods
     from neural_ae.core.paths import models_dir
 
     sensor = S.load_sensor('imx249')
     folder = Path(args.models) if args.models else models_dir()
-    loaded = P.build_methods(folder, names=('hybrid_nn', 'average', 'gradient'),
-                             sensor=sensor)
+    loaded = build_methods(folder, names=('hybrid_nn', 'average', 'gradient'),
+                           sensor=sensor)
     scenes, drive = _drive(args, sensor)
-    results = P.run_drive_protocol([drive], loaded['methods'], sensor=sensor,
-                                   smoothings=(args.smoothing,),
-                                   smoothing_options={'adaptive': {'adaptive_scale_ev': 0.5}},
-                                   keep_raw_for=(drive.name,), progress=True)
+    results = run_drive_protocol([drive], loaded['methods'], sensor=sensor,
+                                 smoothings=(args.smoothing,),
+                                 smoothing_options={'adaptive': {'adaptive_scale_ev': 0.5}},
+                                 keep_raw_for=(drive.name,), progress=True)
     d = results['drives'][0]
     exposure_png = R.plot_drive_exposure(d, out / 'exposure_tunnel_exit.png')
     grid_png = R.plot_frame_grid(d, drive.frames, sensor, out / 'frames_tunnel_exit.png')

@@ -6,7 +6,7 @@
 repeats and frames, a coarser oracle sweep: about 20-30 minutes on 2 CPU cores). Writes
 ``report.md``, ``results.json`` and PNG figures to ``--out``; ``--benchmarks`` also
 refreshes ``BENCHMARKS.md`` and ``docs/benchmarks/``. See
-:mod:`neural_ae.core.evaluation.protocols` for the protocols and
+:mod:`neural_ae.core.evaluation` for the protocols and
 :mod:`neural_ae.core.evaluation.report` for the report.
 """
 import datetime
@@ -159,8 +159,14 @@ def _checkpoint_lines(cks: dict) -> list:
 def run(args) -> int:
     """Run the chosen protocols, print the tables, write the report."""
     import torch
-    from neural_ae.core.evaluation import protocols as P
     from neural_ae.core.evaluation import report as R
+    from neural_ae.core.evaluation.bag import DrivePairs, load_bag_frames
+    from neural_ae.core.evaluation.config import (check_test_seeds, DRIVE_SEED_OFFSET,
+                                                  load_eval_config)
+    from neural_ae.core.evaluation.drives import make_drives, run_drive_protocol
+    from neural_ae.core.evaluation.methods import build_methods, method_names
+    from neural_ae.core.evaluation.oracle import OracleSpec
+    from neural_ae.core.evaluation.shift import procedural_pairs, run_shift_protocol
     from neural_ae.core.paths import config_dir
     from neural_ae.core.sensor import load_sensor
 
@@ -170,11 +176,11 @@ def run(args) -> int:
     methods = None
     if args.methods:
         methods = tuple(m.strip() for m in args.methods.split(',') if m.strip())
-    cfg = P.load_eval_config(config, quick=args.quick, methods=methods,
-                             shift_pairs=args.pairs, shift_repeats=args.repeats,
-                             adaptive_mu=args.adaptive_mu,
-                             adaptive_scale_ev=args.adaptive_scale_ev,
-                             models_dir=args.models)
+    cfg = load_eval_config(config, quick=args.quick, methods=methods,
+                           shift_pairs=args.pairs, shift_repeats=args.repeats,
+                           adaptive_mu=args.adaptive_mu,
+                           adaptive_scale_ev=args.adaptive_scale_ev,
+                           models_dir=args.models)
     protocols = {'shift', 'drive'} if args.protocol == 'all' else {args.protocol}
     if args.protocol == 'all' and args.bag:
         protocols.add('bag')
@@ -184,16 +190,16 @@ def run(args) -> int:
     explicit = {}
     for pair in args.checkpoint:
         key, sep, value = pair.partition('=')
-        if not sep or key not in P.METHODS:
+        if not sep or key not in method_names():
             raise EvaluationError(f'--checkpoint expects METHOD=PATH with METHOD in '
-                                  f'{P.METHODS}, got {pair!r}')
+                                  f'{method_names()}, got {pair!r}')
         explicit[key] = value
     device = _device(args.device)
     sensor = load_sensor(args.sensor)
     models = _models_folder(cfg.models_dir)
     h0, w0 = cfg.height or 192, cfg.width or 320
-    built = P.build_methods(models, cfg.methods, sensor, device, args.allow_untrained,
-                            explicit, cfg.fixed_detector, cfg.oracle_detector, h0, w0)
+    built = build_methods(models, cfg.methods, sensor, device, args.allow_untrained,
+                          explicit, cfg.fixed_detector, cfg.oracle_detector, h0, w0)
     cks = built['checkpoints']
     ref = cks.get('hybrid') or next(iter(cks.values()), None)
     height = cfg.height or (ref.config.height if ref else 192)
@@ -204,7 +210,7 @@ def run(args) -> int:
     # seeds
     if args.split == 'test':
         pair_start = cfg.test_seed_start
-        drive_start = cfg.test_seed_start + P.DRIVE_SEED_OFFSET
+        drive_start = cfg.test_seed_start + DRIVE_SEED_OFFSET
     else:
         val = ref.config.val_seed_start if ref else 1_000_000
         pair_start, drive_start = val, val
@@ -216,62 +222,62 @@ def run(args) -> int:
         if 'drive' in protocols else []
     train_cfgs = list(built['configs']) + _train_yaml_configs()
     if args.split == 'test':
-        P.check_test_seeds(pair_seeds + drive_seeds, train_cfgs)
+        check_test_seeds(pair_seeds + drive_seeds, train_cfgs)
     else:
-        P.check_test_seeds(pair_seeds + drive_seeds, train_cfgs, where='validation',
-                           splits=('train',))
+        check_test_seeds(pair_seeds + drive_seeds, train_cfgs, where='validation',
+                         splits=('train',))
     oracle = None
     if cfg.oracle and not args.no_oracle and built['oracle'] is not None:
-        oracle = P.OracleSpec(built['oracle'], built['oracle_from'], cfg.oracle_sweep,
-                              cfg.oracle_range_ev)
+        oracle = OracleSpec(built['oracle'], built['oracle_from'], cfg.oracle_sweep,
+                            cfg.oracle_range_ev)
     for w in warnings:
         sys.stderr.write(f'WARNING: {w}\n')
     progress = not args.no_progress
     shift = drives = bag = None
     drive_frames = {}
     if 'shift' in protocols:
-        pairs = P.procedural_pairs(pair_start, n_pairs, height, width, cfg.cache_dir)
+        pairs = procedural_pairs(pair_start, n_pairs, height, width, cfg.cache_dir)
         if hasattr(pairs, 'prepare'):
             pairs.prepare(progress=progress)
-        shift = P.run_shift_protocol(pairs, built['methods'], sensor, cfg.shift_levels,
-                                     cfg.shift_repeats, cfg.shift_flip, oracle,
-                                     seed=cfg.noise_seed, progress=progress)
+        shift = run_shift_protocol(pairs, built['methods'], sensor, cfg.shift_levels,
+                                   cfg.shift_repeats, cfg.shift_flip, oracle,
+                                   seed=cfg.noise_seed, progress=progress)
         print(f'\nShift protocol ({n_pairs} pairs, seeds {pair_start}..'
               f'{pair_start + n_pairs - 1}{", + flips" if cfg.shift_flip else ""}, '
               f'{cfg.shift_repeats} repeats; mAP@0.5 [%] mean +- std):')
         print(R.shift_table_text(shift))
     if 'drive' in protocols:
-        drive_list = P.make_drives(cfg.drives, drive_start, height, width, sensor)
+        drive_list = make_drives(cfg.drives, drive_start, height, width, sensor)
         drive_frames = {d.name: d.frames for d in drive_list}
         d_oracle = None
         if oracle is not None and cfg.drive_oracle:
-            d_oracle = P.OracleSpec(oracle.perception, oracle.detector_from,
-                                    cfg.drive_oracle_sweep, cfg.drive_oracle_range_ev)
-        drives = P.run_drive_protocol(drive_list, built['methods'], sensor,
-                                      cfg.drive_smoothings, cfg.smoothing_options(), d_oracle,
-                                      cfg.latency_frames, seed=cfg.noise_seed,
-                                      progress=progress)
+            d_oracle = OracleSpec(oracle.perception, oracle.detector_from,
+                                  cfg.drive_oracle_sweep, cfg.drive_oracle_range_ev)
+        drives = run_drive_protocol(drive_list, built['methods'], sensor,
+                                    cfg.drive_smoothings, cfg.smoothing_options(), d_oracle,
+                                    cfg.latency_frames, seed=cfg.noise_seed,
+                                    progress=progress)
         print('\nDrive protocol (closed loop):')
         print(R.drive_table_text(drives))
     if 'bag' in protocols:
-        bag_drive = P.load_bag_frames(args.bag, height, width, sensor, args.bag_topic,
-                                      args.bag_max_frames)
-        bag_pairs = P.DrivePairs(bag_drive, sensor.bayer_pattern)
+        bag_drive = load_bag_frames(args.bag, height, width, sensor, args.bag_topic,
+                                    args.bag_max_frames)
+        bag_pairs = DrivePairs(bag_drive, sensor.bayer_pattern)
         bag = {'name': bag_drive.name, 'shift': None, 'drives': None}
         if len(bag_pairs):
-            bag['shift'] = P.run_shift_protocol(bag_pairs, built['methods'], sensor,
-                                                cfg.shift_levels, cfg.shift_repeats,
-                                                cfg.shift_flip, oracle, seed=cfg.noise_seed,
-                                                progress=progress)
+            bag['shift'] = run_shift_protocol(bag_pairs, built['methods'], sensor,
+                                              cfg.shift_levels, cfg.shift_repeats,
+                                              cfg.shift_flip, oracle, seed=cfg.noise_seed,
+                                              progress=progress)
             print(f'\nBag {bag_drive.name}: shift protocol over {len(bag_pairs)} pairs:')
             print(R.shift_table_text(bag['shift']))
         else:
             warnings.append(f'bag {args.bag}: no consecutive pair with a labelled second '
                             f'frame; shift protocol skipped')
-        bag['drives'] = P.run_drive_protocol([bag_drive], built['methods'], sensor,
-                                             cfg.drive_smoothings, cfg.smoothing_options(),
-                                             None, cfg.latency_frames, seed=cfg.noise_seed,
-                                             keep_raw_for=(), progress=progress)
+        bag['drives'] = run_drive_protocol([bag_drive], built['methods'], sensor,
+                                           cfg.drive_smoothings, cfg.smoothing_options(),
+                                           None, cfg.latency_frames, seed=cfg.noise_seed,
+                                           keep_raw_for=(), progress=progress)
         print(f'\nBag {bag_drive.name}: closed loop:')
         print(R.drive_table_text(bag['drives']))
     out = Path(args.out or ('out/evaluate_quick' if args.quick else 'out/evaluate'))

@@ -1,10 +1,11 @@
 """
 Evaluation report: text and Markdown tables, target checks, PNG figures, BENCHMARKS.md.
 
-Inputs are the dicts of :mod:`neural_ae.core.evaluation.protocols`
-(:func:`~neural_ae.core.evaluation.protocols.run_shift_protocol`,
-:func:`~neural_ae.core.evaluation.protocols.run_drive_protocol`). AP values are
-fractions in the protocol results and shown as percentages (the paper's Table 1 style).
+Inputs are the results of the protocols: the JSON-shaped dict of
+:func:`~neural_ae.core.evaluation.shift.run_shift_protocol` and the
+:class:`~neural_ae.core.evaluation.drives.DriveProtocolResult` of
+:func:`~neural_ae.core.evaluation.drives.run_drive_protocol`. AP values are fractions in
+the protocol results and shown as percentages (the paper's Table 1 style).
 
 Figures (matplotlib, Agg backend):
 
@@ -19,9 +20,10 @@ import json
 import math
 from pathlib import Path
 import shutil
-from typing import Optional
+from typing import List, Optional
 
-from neural_ae.core.evaluation.protocols import BASELINES, method_label
+from neural_ae.core.evaluation.drives import DriveProtocolResult, DriveResult, DriveRun
+from neural_ae.core.evaluation.methods import baseline_names, method_label
 from neural_ae.core.jsonsafe import json_safe
 from neural_ae.core.metrics.detection import CLASSES
 import numpy as np
@@ -143,57 +145,57 @@ DRIVE_COLUMNS = (('map', 'mAP [%]'), ('frames_to_converge', 'conv [fr]'),
                  ('saturated_time', 'sat. time'))
 
 
-def _drive_cells(run: dict) -> list:
-    s = run['metrics']['summary']
+def _drive_cells(run: DriveRun) -> list:
+    s = run.metrics['summary']
     conv = s['frames_to_converge']
-    return [_pct(run['ap']['map50']), 'never' if conv is None and s['n_events'] else
+    return [_pct(run.ap['map50']), 'never' if conv is None and s['n_events'] else
             _num(conv, '{}'), _num(s['overshoot_ev']), _num(s['oscillations'], '{}'),
             _num(s['flicker_ev'], '{:.3f}'), _num(s['settled_offset_ev']),
             _num(s['saturated_time'], '{:.0%}')]
 
 
-def drive_table_md(drives: dict) -> str:
+def drive_table_md(drives: DriveProtocolResult) -> str:
     """One Markdown table per drive: mAP over all frames and the temporal metrics."""
     parts = []
-    for d in drives['drives']:
+    for d in drives.drives:
         n_ev = None
         lines = ['| method | ' + ' | '.join(t for _, t in DRIVE_COLUMNS) + ' |',
                  '|---|' + '---:|' * len(DRIVE_COLUMNS)]
-        for key, run in d['runs'].items():
-            n_ev = run['metrics']['summary']['n_events']
+        for key, run in d.runs.items():
+            n_ev = run.metrics['summary']['n_events']
             lines.append(f'| {method_label(key)} | ' + ' | '.join(_drive_cells(run)) + ' |')
-        parts.append(f'**{d["name"]}** (scenario {d["scenario"]}, seed {d["seed"]}, '
-                     f'{d["n_frames"]} frames, {n_ev} illumination event(s))\n\n'
+        parts.append(f'**{d.name}** (scenario {d.scenario}, seed {d.seed}, '
+                     f'{d.n_frames} frames, {n_ev} illumination event(s))\n\n'
                      + '\n'.join(lines))
     return '\n\n'.join(parts)
 
 
-def drive_table_text(drives: dict) -> str:
+def drive_table_text(drives: DriveProtocolResult) -> str:
     """Plain-text version of :func:`drive_table_md`."""
     out = []
     head = f'{"method":<24}' + ''.join(f'{t:>15}' for _, t in DRIVE_COLUMNS)
-    for d in drives['drives']:
-        out.append(f'{d["name"]} (seed {d["seed"]}, {d["n_frames"]} frames)')
+    for d in drives.drives:
+        out.append(f'{d.name} (seed {d.seed}, {d.n_frames} frames)')
         out.append(head)
         out.append('-' * len(head))
-        for key, run in d['runs'].items():
+        for key, run in d.runs.items():
             out.append(f'{method_label(key):<24}' + ''.join(f'{c:>15}'
                                                             for c in _drive_cells(run)))
         out.append('')
     return '\n'.join(out).rstrip()
 
 
-def step_events_md(drives: dict, name: str = 'step10x') -> str:
+def step_events_md(drives: DriveProtocolResult, name: str = 'step10x') -> str:
     """Per-event detail (frames to converge, overshoot, oscillations) of the step drives."""
-    steps = [x for x in drives['drives'] if x['name'].split('_')[0] == name]
+    steps = [x for x in drives.drives if x.name.split('_')[0] == name]
     if not steps:
         return ''
     lines = ['| method | drive | event frame | step [EV] | conv [fr] | overshoot [EV] | osc | '
              'flicker [EV] | offset [EV] |', '|---|---|---:|---:|---:|---:|---:|---:|---:|']
     for d in steps:
-        for key, run in d['runs'].items():
-            for ev in run['metrics']['events']:
-                lines.append(f'| {method_label(key)} | {d["name"]} | {ev["start"]} | '
+        for key, run in d.runs.items():
+            for ev in run.metrics['events']:
+                lines.append(f'| {method_label(key)} | {d.name} | {ev["start"]} | '
                              f'{_num(ev["step_ev"])} | '
                              f'{_num(ev["frames_to_converge"], "{}")} | '
                              f'{_num(ev["overshoot_ev"])} | {ev["oscillations"]} | '
@@ -205,18 +207,18 @@ def step_events_md(drives: dict, name: str = 'step10x') -> str:
 # --------------------------------------------------------------------------- targets
 
 
-def check_targets(shift: Optional[dict], drives: Optional[dict]) -> list:
+def check_targets(shift: Optional[dict], drives: Optional[DriveProtocolResult]) -> list:
     """
     Check the issue's targets: ``[{'target', 'value', 'met' (True/False/None), 'note'}]``.
 
     ``met`` None: not measurable in this run (a method or protocol missing).
     """
-    out = []
+    out: List[dict] = []
     if shift is not None:
         levels = [f'{k:g}' for k in shift['levels']]
         meth = shift['methods']
         hyb = meth.get('hybrid_nn')
-        base = {n: meth[n] for n in BASELINES if n in meth}
+        base = {n: meth[n] for n in baseline_names() if n in meth}
         k_top = levels[-1]
         if hyb is None or not base:
             out.append({'target': 'Hybrid NN ahead of the best baseline at every shift level',
@@ -255,17 +257,17 @@ def check_targets(shift: Optional[dict], drives: Optional[dict]) -> list:
                         'met': bool(frac >= TARGET_GAP_CLOSED) if math.isfinite(frac) else None,
                         'note': ''})
     if drives is not None:
-        steps = [x for x in drives['drives'] if x['name'].split('_')[0] == 'step10x']
-        keys = [] if not steps else [k for k in steps[0]['runs'] if k.startswith('hybrid_nn')]
+        steps = [x for x in drives.drives if x.name.split('_')[0] == 'step10x']
+        keys = [] if not steps else [k for k in steps[0].runs if k.startswith('hybrid_nn')]
         if not keys:
             out.append({'target': 'Hybrid NN converges within 5 frames after a 10x step, '
                         '<= 1 overshoot, flicker < 0.05 EV', 'value': 'n/a', 'met': None,
                         'note': 'no step10x drive or no Hybrid NN in this run'})
         for key in keys:
-            evs = [e for d in steps for e in d['runs'][key]['metrics']['events']]
+            evs = [e for d in steps for e in d.runs[key].metrics['events']]
             conv = [e['frames_to_converge'] for e in evs]
             osc = [e['oscillations'] for e in evs]
-            flick = max(d['runs'][key]['metrics']['summary']['flicker_ev'] for d in steps)
+            flick = max(d.runs[key].metrics['summary']['flicker_ev'] for d in steps)
             # a controller that does not move "converges" at once: require that it
             # followed the step (moved at least half of it)
             need = 0.5 * math.log2(10.0)
@@ -334,20 +336,20 @@ def plot_shift(shift: dict, path: Path) -> Path:
     return path
 
 
-def plot_drive_exposure(drive: dict, path: Path) -> Path:
+def plot_drive_exposure(drive: DriveResult, path: Path) -> Path:
     """Exposure in force per frame for every run of one drive, with mid-grey and events."""
     from neural_ae.core.metrics.temporal import find_events
 
     plt = _plt()
-    runs = drive['runs']
-    first = next(iter(runs.values()))['result']
+    runs = drive.runs
+    first = next(iter(runs.values())).result
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11.0, 6.4), sharex=True,
                                   gridspec_kw={'height_ratios': [3, 2]})
     frames = np.arange(first.n_frames)
     ax.semilogy(frames, first.e_base_s * 1e3, color='black', ls='-.', lw=1.0,
                 label='scene mid-grey exposure (e_base)')
     for key, run in runs.items():
-        r = run['result']
+        r = run.result
         ls = ':' if key == 'oracle' else '--' if key.endswith('+ema') else '-'
         lw = 1.0 if key == 'oracle' else 1.5
         line, = ax.semilogy(frames, r.e_s * 1e3, ls=ls, lw=lw, label=method_label(key))
@@ -357,7 +359,7 @@ def plot_drive_exposure(drive: dict, path: Path) -> Path:
             axis.axvline(a, color='red', ls='--', lw=0.8,
                          label='illumination step' if k == 0 and axis is ax else None)
     ax.set_ylabel('exposure e = K t in force [ms]')
-    ax.set_title(f'{drive["name"]} (seed {drive["seed"]}): exposure over time')
+    ax.set_title(f'{drive.name} (seed {drive.seed}): exposure over time')
     ax.grid(True, which='both', alpha=0.3)
     ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))
     ax2.axhline(0.5 * first.white_level_dn, color='black', ls='-.', lw=1)
@@ -372,28 +374,28 @@ def plot_drive_exposure(drive: dict, path: Path) -> Path:
     return path
 
 
-def grid_frame_index(drive: dict, after: int = 2) -> int:
+def grid_frame_index(drive: DriveResult, after: int = 2) -> int:
     """Frame shown in the grid: ``after`` frames after the first illumination event."""
     from neural_ae.core.metrics.temporal import find_events
 
-    first = next(iter(drive['runs'].values()))['result']
+    first = next(iter(drive.runs.values())).result
     events = find_events(first)
     k = events[0][0] + after if events else first.n_frames // 2
     return int(min(max(k, 0), first.n_frames - 1))
 
 
-def plot_frame_grid(drive: dict, frames: list, sensor, path: Path,
+def plot_frame_grid(drive: DriveResult, frames: list, sensor, path: Path,
                     index: Optional[int] = None) -> Optional[Path]:
     """
     Show the same frame as captured under each method, detections (conf >= 0.5) drawn.
 
-    ``frames``: the drive's :class:`~neural_ae.core.evaluation.protocols.Frame` list (for
+    ``frames``: the drive's :class:`~neural_ae.core.evaluation.drives.Frame` list (for
     the ground truth). Returns None when no run kept its raw frames.
     """
     from matplotlib import patches
     from neural_ae.core.preview import render_raw
 
-    runs = [(k, r) for k, r in drive['runs'].items() if r.get('raws')]
+    runs = [(k, r, r.raws) for k, r in drive.runs.items() if r.raws]
     if not runs:
         return None
     plt = _plt()
@@ -405,24 +407,24 @@ def plot_frame_grid(drive: dict, frames: list, sensor, path: Path,
     gt = frames[k]
     for ax in axes.ravel():
         ax.axis('off')
-    for ax, (key, run) in zip(axes.ravel(), runs):
-        raw = run['raws'][k]
+    for ax, (key, run, raws) in zip(axes.ravel(), runs):
+        raw = raws[k]
         ax.imshow(render_raw(raw, sensor.black_level_dn, sensor.white_level_dn,
                              sensor.bayer_pattern))
         for b in np.asarray(gt.boxes).reshape(-1, 4):
             ax.add_patch(patches.Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False,
                                            ec='white', ls='--', lw=0.8))
-        dets = run['detections'][k]
+        dets = run.detections[k]
         keep = dets['scores'] >= DET_THRESHOLD
         for b, lab, sc in zip(dets['boxes'][keep], dets['labels'][keep], dets['scores'][keep]):
             c = cmap((int(lab) - 1) % 10)
             ax.add_patch(patches.Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False,
                                            ec=c, lw=1.2))
             ax.text(b[0], b[1] - 1, f'{CLASSES[int(lab) - 1]} {sc:.2f}', color=c, fontsize=5)
-        r = run['result']
+        r = run.result
         ax.set_title(f'{method_label(key)}: e = {r.e_s[k] * 1e3:.3g} ms '
                      f'({math.log2(r.e_s[k] / r.e_base_s[k]):+.1f} EV vs e_base)', fontsize=8)
-    fig.suptitle(f'{drive["name"]} frame {k} (first event + 2) as captured; white dashed = '
+    fig.suptitle(f'{drive.name} frame {k} (first event + 2) as captured; white dashed = '
                  f'ground truth, coloured = detections with confidence >= {DET_THRESHOLD}',
                  fontsize=9)
     fig.tight_layout()
@@ -435,21 +437,23 @@ def plot_frame_grid(drive: dict, frames: list, sensor, path: Path,
 # --------------------------------------------------------------------------- report
 
 
-def drives_json(drives: dict) -> dict:
+def drives_json(drives: DriveProtocolResult) -> dict:
     """JSON-friendly drive results (per-frame settings, metrics, AP; no raw frames)."""
-    out = {k: v for k, v in drives.items() if k != 'drives'}
-    out['drives'] = []
-    for d in drives['drives']:
+    out: dict = {'seconds': drives.seconds, 'latency_frames': drives.latency_frames,
+                 'smoothings': drives.smoothings,
+                 'smoothing_options': drives.smoothing_options, 'drives': []}
+    for d in drives.drives:
         runs = {}
-        for key, run in d['runs'].items():
-            runs[key] = {'ap': run['ap'], 'metrics': run['metrics'],
-                         'per_frame': run['result'].to_dict(with_frames=True)}
-        out['drives'].append({**{k: v for k, v in d.items() if k != 'runs'}, 'runs': runs})
+        for key, run in d.runs.items():
+            runs[key] = {'ap': run.ap, 'metrics': run.metrics,
+                         'per_frame': run.result.to_dict(with_frames=True)}
+        out['drives'].append({'name': d.name, 'scenario': d.scenario, 'seed': d.seed,
+                              'n_frames': d.n_frames, 'runs': runs})
     return json_safe(out)
 
 
 def write_report(out_dir, context: dict, shift: Optional[dict] = None,
-                 drives: Optional[dict] = None, bag: Optional[dict] = None,
+                 drives: Optional[DriveProtocolResult] = None, bag: Optional[dict] = None,
                  drive_frames: Optional[dict] = None, sensor=None) -> dict:
     """
     Write ``report.md``, ``results.json`` and the PNG figures to ``out_dir``.
@@ -514,9 +518,9 @@ def write_report(out_dir, context: dict, shift: Optional[dict] = None,
             md.append('')
     if drives is not None:
         md += ['## Drive protocol (closed loop, beyond the paper)', '',
-               f'Latency {drives["latency_frames"]} frame(s); neural controllers once per '
-               f'smoothing ({", ".join(drives["smoothings"])}; options '
-               f'{drives["smoothing_options"]}); baselines with their own update laws. mAP '
+               f'Latency {drives.latency_frames} frame(s); neural controllers once per '
+               f'smoothing ({", ".join(drives.smoothings)}; options '
+               f'{drives.smoothing_options}); baselines with their own update laws. mAP '
                f'over all frames as captured; temporal metrics from '
                f'`neural_ae.core.metrics.temporal` (conv = worst event, frames until within '
                f'1/3 EV of the settled exposure for good; osc = sign changes of the error; '
@@ -525,17 +529,17 @@ def write_report(out_dir, context: dict, shift: Optional[dict] = None,
         step = step_events_md(drives)
         if step:
             md += ['### step10x events (x10 up, then x10 down)', '', step, '']
-        for d in drives['drives']:
-            if d['name'] in ('tunnel_exit', 'step10x'):
-                png = plot_drive_exposure(d, out / f'drive_{d["name"]}_exposure.png')
+        for d in drives.drives:
+            if d.name in ('tunnel_exit', 'step10x'):
+                png = plot_drive_exposure(d, out / f'drive_{d.name}_exposure.png')
                 figures.append(png)
-                md += [f'![exposure over time, {d["name"]}]({png.name})', '']
-            if d['name'] == 'tunnel_exit' and drive_frames and d['name'] in drive_frames:
-                png = plot_frame_grid(d, drive_frames[d['name']], sensor,
-                                      out / 'frame_grid.png')
-                if png is not None:
-                    figures.append(png)
-                    md += [f'![same frame under each method]({png.name})', '']
+                md += [f'![exposure over time, {d.name}]({png.name})', '']
+            if d.name == 'tunnel_exit' and drive_frames and d.name in drive_frames:
+                grid = plot_frame_grid(d, drive_frames[d.name], sensor,
+                                       out / 'frame_grid.png')
+                if grid is not None:
+                    figures.append(grid)
+                    md += [f'![same frame under each method]({grid.name})', '']
     if bag is not None:
         md += [f'## Bag protocol: {bag["name"]}', '']
         if bag.get('shift') is not None:
@@ -543,7 +547,7 @@ def write_report(out_dir, context: dict, shift: Optional[dict] = None,
                    shift_table_md(bag['shift']), '']
         if bag.get('drives') is not None:
             md += ['Closed loop over the bag:', '', drive_table_md(bag['drives']), '']
-            for d in bag['drives']['drives']:
+            for d in bag['drives'].drives:
                 png = plot_drive_exposure(d, out / 'bag_exposure.png')
                 figures.append(png)
                 md += [f'![exposure over time, bag]({png.name})', '']

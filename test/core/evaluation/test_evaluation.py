@@ -6,8 +6,18 @@ from pathlib import Path
 from neural_ae.cli import main
 from neural_ae.core.bags import HDRBagWriter
 from neural_ae.core.errors import EvaluationError
-from neural_ae.core.evaluation import protocols as P
 from neural_ae.core.evaluation import report as R
+from neural_ae.core.evaluation.bag import DrivePairs, load_bag_frames
+from neural_ae.core.evaluation.config import (check_test_seeds, DRIVE_SEED_OFFSET,
+                                              load_eval_config, TEST_SEED_START)
+from neural_ae.core.evaluation.drives import (DriveProtocolResult, DriveResult, DriveRun,
+                                              run_drive_protocol, step_drive)
+from neural_ae.core.evaluation.methods import (baseline_names, build_methods, detector_chain,
+                                               Method, method_label, method_names)
+from neural_ae.core.evaluation.oracle import image_score, OracleSpec, soft_score
+from neural_ae.core.evaluation.shift import draw_kappa, flip_record, run_shift_protocol
+from neural_ae.core.metrics.detection import CLASSES
+from neural_ae.core.models.perception import PerceptionResult
 from neural_ae.core.paths import config_dir
 from neural_ae.core.sensor import load_sensor
 from neural_ae.core.training.config import load_config, TrainConfig
@@ -57,10 +67,14 @@ class FakePerception:
     def features(self, raw):
         return torch.zeros(1, 128, H // 8, W // 8)
 
+    def run(self, raw):
+        dets, layer2 = self.detect(raw)
+        return PerceptionResult(dets['boxes'], dets['labels'], dets['scores'], layer2)
+
 
 def _methods(names=('fixed', 'average', 'gradient'), perception=None):
     perc = perception or FakePerception()
-    return [P.Method(n, perc, 'fake detector') for n in names], perc
+    return [Method(n, perc, 'fake detector') for n in names], perc
 
 
 # --------------------------------------------------------------------------- sampling, seeds
@@ -69,26 +83,26 @@ def _methods(names=('fixed', 'average', 'gradient'), perception=None):
 def test_kappa_is_one_over_k_or_k_with_equal_probability():
     rng = np.random.default_rng(1)
     for k in (1.5, 4.0, 10.0):
-        draws = np.array([P.draw_kappa(rng, k) for _ in range(4000)])
+        draws = np.array([draw_kappa(rng, k) for _ in range(4000)])
         assert set(np.round(draws, 9)) == {round(1 / k, 9), round(k, 9)}
         assert 0.46 < np.mean(draws == k) < 0.54
     with pytest.raises(EvaluationError, match='>= 1'):
-        P.draw_kappa(rng, 0.5)
+        draw_kappa(rng, 0.5)
 
 
 def test_test_seeds_are_disjoint_from_training_seed_ranges():
     cfgs = [TrainConfig()] + [load_config(p) for p in sorted(config_dir().glob('train_*.yaml'))]
-    ev = P.load_eval_config(config_dir() / 'evaluate.yaml')
-    assert ev.test_seed_start >= TrainConfig().test_seed_start == P.TEST_SEED_START
+    ev = load_eval_config(config_dir() / 'evaluate.yaml')
+    assert ev.test_seed_start >= TrainConfig().test_seed_start == TEST_SEED_START
     pairs = range(ev.test_seed_start, ev.test_seed_start + ev.shift_pairs)
-    drives = range(ev.test_seed_start + P.DRIVE_SEED_OFFSET,
-                   ev.test_seed_start + P.DRIVE_SEED_OFFSET + len(ev.drives))
-    P.check_test_seeds(list(pairs) + list(drives), cfgs)
+    drives = range(ev.test_seed_start + DRIVE_SEED_OFFSET,
+                   ev.test_seed_start + DRIVE_SEED_OFFSET + len(ev.drives))
+    check_test_seeds(list(pairs) + list(drives), cfgs)
     with pytest.raises(EvaluationError, match='overlap the train seeds'):
-        P.check_test_seeds([3, 2_000_000], cfgs)
+        check_test_seeds([3, 2_000_000], cfgs)
     with pytest.raises(EvaluationError, match='overlap the val seeds'):
-        P.check_test_seeds([1_000_001], [TrainConfig()])
-    P.check_test_seeds([1_000_001], [TrainConfig()], splits=('train',))
+        check_test_seeds([1_000_001], [TrainConfig()])
+    check_test_seeds([1_000_001], [TrainConfig()], splits=('train',))
 
 
 # --------------------------------------------------------------------------- shift protocol
@@ -97,8 +111,8 @@ def test_test_seeds_are_disjoint_from_training_seed_ranges():
 def test_flips_double_the_pairs_and_repeats_give_mean_and_std():
     methods, _ = _methods(('fixed', 'average'))
     pairs = _pairs(2)
-    flipped = P.run_shift_protocol(pairs, methods, SENSOR, levels=(4.0,), repeats=3, flip=True)
-    plain = P.run_shift_protocol(pairs, methods, SENSOR, levels=(4.0,), repeats=3, flip=False)
+    flipped = run_shift_protocol(pairs, methods, SENSOR, levels=(4.0,), repeats=3, flip=True)
+    plain = run_shift_protocol(pairs, methods, SENSOR, levels=(4.0,), repeats=3, flip=False)
     st = flipped['methods']['average']['levels']['4']
     assert flipped['images_per_repeat'] == 4 and st['num_images'] == 4
     assert plain['images_per_repeat'] == 2
@@ -108,15 +122,15 @@ def test_flips_double_the_pairs_and_repeats_give_mean_and_std():
     assert len(reps) == 3
     assert st['map50_mean'] == pytest.approx(np.mean(reps))
     assert st['map50_std'] == pytest.approx(np.std(reps, ddof=1))
-    assert set(st['ap50_mean']) == set(P.CLASSES)
+    assert set(st['ap50_mean']) == set(CLASSES)
     # same draws -> same figures (deterministic)
-    again = P.run_shift_protocol(pairs, methods, SENSOR, levels=(4.0,), repeats=3, flip=True)
+    again = run_shift_protocol(pairs, methods, SENSOR, levels=(4.0,), repeats=3, flip=True)
     assert again['methods']['average']['levels']['4']['map50_repeats'] == reps
 
 
 def test_flip_record_mirrors_boxes():
     r1, r2 = _radiance(0), _radiance(1)
-    f1, f2, boxes, labels = P.flip_record(r1, r2, GT_BOXES, GT_LABELS)
+    f1, f2, boxes, labels = flip_record(r1, r2, GT_BOXES, GT_LABELS)
     assert np.array_equal(f2[:, 0], r2[:, -1])
     assert boxes.tolist() == [[W - 50, 20, W - 30, 44]]
     assert labels.tolist() == [3]
@@ -124,9 +138,9 @@ def test_flip_record_mirrors_boxes():
 
 def test_oracle_is_at_least_every_method_on_the_same_draws():
     methods, perc = _methods(('fixed', 'average', 'gradient'))
-    oracle = P.OracleSpec(perc, 'fake', n_sweep=5, range_ev=3.0)
-    res = P.run_shift_protocol(_pairs(1), methods, SENSOR, levels=(10.0, 1.5), repeats=2,
-                               flip=False, oracle=oracle)
+    oracle = OracleSpec(perc, 'fake', n_sweep=5, range_ev=3.0)
+    res = run_shift_protocol(_pairs(1), methods, SENSOR, levels=(10.0, 1.5), repeats=2,
+                             flip=False, oracle=oracle)
     for level in ('10', '1.5'):
         orc = res['oracle']['levels'][level]['map50_repeats']
         for name in ('fixed', 'average', 'gradient'):
@@ -143,28 +157,28 @@ def test_image_score_prefers_confident_true_positives():
             'labels': np.array([3])}
     bad = {'boxes': np.array([[0, 0, 10, 10.]]), 'scores': np.array([0.9]),
            'labels': np.array([3])}
-    assert P.image_score(GT_BOXES, GT_LABELS, good) > P.image_score(GT_BOXES, GT_LABELS, bad)
-    assert P.soft_score(GT_BOXES, GT_LABELS, good) == pytest.approx(0.9)
-    assert P.soft_score(GT_BOXES, GT_LABELS, bad) == pytest.approx(-0.9)
+    assert image_score(GT_BOXES, GT_LABELS, good) > image_score(GT_BOXES, GT_LABELS, bad)
+    assert soft_score(GT_BOXES, GT_LABELS, good) == pytest.approx(0.9)
+    assert soft_score(GT_BOXES, GT_LABELS, bad) == pytest.approx(-0.9)
 
 
 # --------------------------------------------------------------------------- drives, report
 
 
 def _tiny_drive(name='tunnel_exit'):
-    d = P.step_drive(2_100_000, n_frames=12, factor=10.0, height=H, width=W, sensor=SENSOR)
+    d = step_drive(2_100_000, n_frames=12, factor=10.0, height=H, width=W, sensor=SENSOR)
     d.name = name
     return d
 
 
 def test_drive_protocol_and_report_files(tmp_path):
     methods, perc = _methods(('fixed', 'average'))
-    shift = P.run_shift_protocol(_pairs(1), methods, SENSOR, levels=(1.5, 10.0), repeats=2,
-                                 flip=True, oracle=P.OracleSpec(perc, 'fake', 3, 3.0))
+    shift = run_shift_protocol(_pairs(1), methods, SENSOR, levels=(1.5, 10.0), repeats=2,
+                               flip=True, oracle=OracleSpec(perc, 'fake', 3, 3.0))
     drive = _tiny_drive()
     step = _tiny_drive('step10x')
-    drives = P.run_drive_protocol([drive, step], methods, SENSOR,
-                                  oracle=P.OracleSpec(perc, 'fake', 3, 3.0))
+    drives = run_drive_protocol([drive, step], methods, SENSOR,
+                                oracle=OracleSpec(perc, 'fake', 3, 3.0))
     runs = drives['drives'][0]['runs']
     assert set(runs) == {'fixed', 'average', 'oracle'}
     assert runs['average']['metrics']['summary']['n_events'] == 2
@@ -186,6 +200,47 @@ def test_drive_protocol_and_report_files(tmp_path):
     assert (tmp_path / 'figs' / 'frame_grid.png').is_file()
 
 
+def test_drive_results_are_typed_and_read_as_mappings():
+    methods, perc = _methods(('average',))
+    drive = _tiny_drive()
+    res = run_drive_protocol([drive], methods, SENSOR, keep_raw_for=())
+    assert isinstance(res, DriveProtocolResult) and res['drives'] is res.drives
+    d = res.drives[0]
+    assert isinstance(d, DriveResult) and d['name'] == d.name == 'tunnel_exit'
+    run = d.runs['average']
+    assert isinstance(run, DriveRun) and run['ap'] is run.ap and run.get('raws') is None
+    assert run.get('nope', 1) == 1 and 'metrics' in run and 'nope' not in run
+    with pytest.raises(KeyError):
+        run['nope']
+    # one FrameStep per frame: one detection record per frame, all labelled frames counted
+    assert len(run.detections) == run.result.n_frames == 12
+    assert run.ap['num_images'] == 12
+
+
+def test_methods_labels_and_detectors_come_from_the_registry():
+    from neural_ae.core.controllers import controller_names, ControllerSpec, FixedController
+    from neural_ae.core.controllers.registry import register, unregister
+
+    assert method_names() == controller_names(live=True)
+    assert 'oracle' not in method_names()
+    assert baseline_names() == ('fixed', 'average', 'gradient')
+    assert method_label('hybrid_nn+adaptive') == 'Hybrid NN (adaptive)'
+    assert method_label('oracle') == 'Oracle' and method_label('unknown') == 'unknown'
+    assert detector_chain('hybrid_nn') == ('hybrid',)
+    assert detector_chain('average')[:2] == ('average', 'fixed')
+    assert detector_chain('fixed', fixed_detector='gradient')[0] == 'gradient'
+    register(ControllerSpec('tiny_test_ae', 'Tiny AE', FixedController, train_mode='tiny'))
+    try:
+        assert method_names()[-1] == 'tiny_test_ae' and 'tiny_test_ae' in baseline_names()
+        assert method_label('tiny_test_ae') == 'Tiny AE'
+        assert detector_chain('tiny_test_ae')[0] == 'tiny'
+        assert load_eval_config(methods=('tiny_test_ae',)).methods == ('tiny_test_ae',)
+    finally:
+        unregister('tiny_test_ae')
+    with pytest.raises(EvaluationError, match='unknown methods'):
+        load_eval_config(methods=('tiny_test_ae',))
+
+
 def test_targets_are_checked_against_the_figures():
     def entry(*maps):
         return {'detector_from': 'x', 'notes': [], 'levels': {
@@ -205,14 +260,14 @@ def test_targets_are_checked_against_the_figures():
 
 def test_missing_checkpoints_give_a_clear_message(tmp_path, capsys):
     with pytest.raises(EvaluationError, match='no trained checkpoints found.*--allow-untrained'):
-        P.build_methods(tmp_path, ('average',), SENSOR)
+        build_methods(tmp_path, ('average',), SENSOR)
     rc = main(['evaluate', '--models', str(tmp_path), '--protocol', 'shift', '--no-progress',
                '--out', str(tmp_path / 'o')])
     err = capsys.readouterr().err
     assert rc == 2 and 'no trained checkpoints found' in err
     with pytest.raises(EvaluationError, match='checkpoint for hybrid_nn not found'):
-        P.build_methods(tmp_path, ('hybrid_nn',), SENSOR,
-                        explicit={'hybrid_nn': str(tmp_path / 'nope.pt')})
+        build_methods(tmp_path, ('hybrid_nn',), SENSOR,
+                      explicit={'hybrid_nn': str(tmp_path / 'nope.pt')})
 
 
 def test_fallbacks_are_reported_loudly(tmp_path):
@@ -224,7 +279,7 @@ def test_fallbacks_are_reported_loudly(tmp_path):
                                 'representation_size': 32})
     save_checkpoint(tmp_path / 'average_tiny.pt',
                     checkpoint_dict(ExposurePipeline(cfg, SENSOR), cfg, slim=True))
-    built = P.build_methods(tmp_path, ('fixed', 'gradient', 'hybrid_nn'), SENSOR)
+    built = build_methods(tmp_path, ('fixed', 'gradient', 'hybrid_nn'), SENSOR)
     names = [m.name for m in built['methods']]
     assert names == ['fixed', 'gradient']
     assert 'hybrid_nn' in built['skipped']
@@ -241,7 +296,7 @@ def test_fallbacks_are_reported_loudly(tmp_path):
 
 def _write_bag(path: Path, n: int = 4) -> Path:
     coco = {'images': [], 'annotations': [], 'categories': [
-        {'id': i + 1, 'name': c} for i, c in enumerate(P.CLASSES)]}
+        {'id': i + 1, 'name': c} for i, c in enumerate(CLASSES)]}
     with HDRBagWriter(path) as bag:
         for k in range(n):
             bag.write_radiance(1_000_000_000 + k * 33_333_333, _radiance(k, 1.0 + 0.01 * k))
@@ -256,30 +311,30 @@ def _write_bag(path: Path, n: int = 4) -> Path:
 
 def test_bag_protocol_on_a_tiny_labelled_bag(tmp_path):
     bag = _write_bag(tmp_path / 'tiny_bag')
-    drive = P.load_bag_frames(bag, sensor=SENSOR)
+    drive = load_bag_frames(bag, sensor=SENSOR)
     assert len(drive.frames) == 4
     assert [f.labelled for f in drive.frames] == [False, True, True, True]
     assert drive.frames[1].boxes.tolist() == [[30, 20, 50, 44]]
-    pairs = P.DrivePairs(drive, SENSOR.bayer_pattern)
+    pairs = DrivePairs(drive, SENSOR.bayer_pattern)
     assert len(pairs) == 3
     rec = pairs[0]
     assert np.array_equal(rec['rad2'][..., 0], drive.frames[1].radiance)
     methods, perc = _methods(('fixed', 'average'))
-    shift = P.run_shift_protocol(pairs, methods, SENSOR, levels=(4.0,), repeats=1, flip=True)
+    shift = run_shift_protocol(pairs, methods, SENSOR, levels=(4.0,), repeats=1, flip=True)
     assert shift['images_per_repeat'] == 6
-    res = P.run_drive_protocol([drive], methods, SENSOR, keep_raw_for=())
+    res = run_drive_protocol([drive], methods, SENSOR, keep_raw_for=())
     run = res['drives'][0]['runs']['average']
     assert run['ap']['num_images'] == 3                     # unlabelled frame 0 left out
     assert run['result'].n_frames == 4
     # half the size: boxes scaled
-    small = P.load_bag_frames(bag, H // 2, W // 2, SENSOR)
+    small = load_bag_frames(bag, H // 2, W // 2, SENSOR)
     assert small.frames[1].boxes.tolist() == [[15, 10, 25, 22]]
     nolabels = tmp_path / 'nolabels'
     with HDRBagWriter(nolabels) as b:
         b.write_radiance(1, _radiance(0))
         b.write_radiance(2, _radiance(1))
     with pytest.raises(EvaluationError, match='no labels.json'):
-        P.load_bag_frames(nolabels)
+        load_bag_frames(nolabels)
 
 
 def test_evaluate_command_bag_protocol_end_to_end(tmp_path, capsys):

@@ -1,0 +1,238 @@
+"""
+The shift protocol of the paper (Sec. 6.1, Table 1): one controller step after a shift.
+
+Held-out pairs of consecutive HDR frames. Frame 1 is captured at ``kappa * e_base(frame
+1)`` with ``kappa`` drawn with equal probability from ``{1/k, k}`` (:func:`draw_kappa`),
+``k`` in ``levels`` (1.5, 4, 10); the method's controller sees the raw frame 1 and the
+setting that produced it and sets the exposure of frame 2, which is captured and detected
+by the method's own detector (the one trained for it, Table 2 logic). The paper evaluates
+pairs "in the same way as in the training pipeline", which applies the network's ``u``
+directly; so the trained controllers run here with ``smoothing='none'`` (one full step,
+``mu = 0``); Eq. 5's EMA is a run-time filter and is evaluated by the drive protocol
+(:mod:`.drives`). Every pair is used as is and horizontally flipped (its own ``kappa``
+draw); AP at IoU 0.5 per class and mAP come from :mod:`neural_ae.core.metrics.detection`
+(faster-coco-eval) per repeat; ``repeats`` repeats draw new ``kappa`` values and new
+sensor noise; the tables give the mean and the sample standard deviation (``ddof = 1``)
+over the repeats.
+
+Common random numbers: within a repeat every method sees the same ``kappa``, the same
+frame-1 noise, and frame 2 is captured with the same noise seed whatever its exposure,
+so differences between methods are differences of exposure (and detector), not of luck.
+
+**Oracle** (:mod:`.oracle`): per frame 2, the sweep of :class:`~.oracle.OracleSpec` plus
+the exposures chosen by the methods that share the oracle's detector (the sweep is then a
+superset of what they could do), each captured with the frame's noise seed and scored by
+:func:`~.oracle.image_score`.
+
+The result of :func:`run_shift_protocol` is a plain JSON-shaped dict (written to
+``results.json`` as is; :mod:`.report` reads it).
+"""
+import math
+import time
+from typing import Dict, List, Optional, Sequence
+
+from neural_ae.core import sensor as S
+from neural_ae.core.controllers import ControllerOptions, ExposureSetting
+from neural_ae.core.errors import EvaluationError, SensorError
+from neural_ae.core.evaluation.common import Progress
+from neural_ae.core.evaluation.config import SHIFT_LEVELS
+from neural_ae.core.evaluation.methods import Method, method_label
+from neural_ae.core.evaluation.oracle import image_score, OracleSpec
+from neural_ae.core.metrics.detection import CLASSES, DetectionAccumulator
+import numpy as np
+
+__all__ = ['draw_kappa', 'flip_record', 'procedural_pairs', 'run_shift_protocol']
+
+
+def draw_kappa(rng: np.random.Generator, k: float) -> float:
+    """Shift factor of frame 1: ``1 / k`` or ``k`` with equal probability (paper Sec. 6.1)."""
+    if not (math.isfinite(k) and k >= 1):
+        raise EvaluationError(f'shift level k must be a finite number >= 1, got {k!r}')
+    return float(k) if rng.random() < 0.5 else 1.0 / float(k)
+
+
+def flip_record(rad1, rad2, boxes, labels) -> tuple:
+    """Horizontally flip both frames and the boxes of frame 2."""
+    w = rad2.shape[1]
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
+    boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
+    return (np.ascontiguousarray(rad1[:, ::-1]), np.ascontiguousarray(rad2[:, ::-1]), boxes,
+            np.asarray(labels, np.int64).reshape(-1))
+
+
+def procedural_pairs(seed_start: int, n_pairs: int, height: int, width: int,
+                     cache_dir: Optional[str] = 'out/cache/scenes'):
+    """Held-out procedural pairs (:class:`~neural_ae.core.training.data.ProceduralPairs`)."""
+    from neural_ae.core.training.data import ProceduralPairs
+
+    return ProceduralPairs(seed_start, n_pairs, height, width, cache_dir)
+
+
+def _capture(phi, setting: ExposureSetting, sensor, seed, var_rate=None) -> np.ndarray:
+    src = None if var_rate is None else np.asarray(var_rate) * setting.t_exp_s ** 2
+    return S.capture(phi, setting.t_exp_s, setting.gain, sensor, np.random.default_rng(seed),
+                     source_var_e=src)
+
+
+def _summary(values: list) -> tuple:
+    arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], np.float64)
+    if arr.size == 0:
+        return math.nan, math.nan
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def _ap_stats(results: list) -> dict:
+    """Mean/std over repeats of mAP and per-class AP (``results``: compute() dicts)."""
+    m, s = _summary([r['map50'] for r in results])
+    ap_mean, ap_std = {}, {}
+    for c in CLASSES:
+        ap_mean[c], ap_std[c] = _summary([r['ap50'][c] for r in results])
+    return {'map50_mean': m, 'map50_std': s, 'map50_repeats': [r['map50'] for r in results],
+            'ap50_mean': ap_mean, 'ap50_std': ap_std,
+            'num_gt': results[0]['num_gt'] if results else {},
+            'num_images': results[0]['num_images'] if results else 0}
+
+
+def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
+                       levels: Sequence[float] = SHIFT_LEVELS, repeats: int = 12,
+                       flip: bool = True, oracle: Optional[OracleSpec] = None, seed: int = 0,
+                       progress: bool = False, limits_options: Optional[dict] = None) -> dict:
+    """
+    Run the shift protocol (module docstring) and return the figures.
+
+    ``pairs``: a sized, indexable source of records with ``rad1``, ``rad2`` ``(H, W, 3)``
+    radiance [e-/s], ``boxes`` ``(N, 4)`` xyxy and ``labels`` ``(N,)`` of frame 2, optional
+    ``var_rate1`` / ``var_rate2`` (source noise, see :mod:`neural_ae.core.training.data`)
+    and ``key``. Returns ``{'levels', 'repeats', 'n_pairs', 'images_per_repeat', 'flip',
+    'methods': {name: {'detector_from', 'notes', 'levels': {k: stats}}}, 'oracle':
+    {...} or None, 'seconds'}``; stats hold ``map50_mean``, ``map50_std``,
+    ``map50_repeats``, ``ap50_mean``/``ap50_std`` per class, ``ev_error_median`` (median
+    ``|log2(e2 / e_base(frame 2))|``), and pooled over the repeats per direction of the
+    shift (``under``: ``kappa = 1/k``, ``over``: ``kappa = k``) ``map50_under`` /
+    ``map50_over`` and the median signed ``log2(e2 / e_base)``
+    ``log2_e2_over_ebase_median_under`` / ``_over``.
+    """
+    sensor = sensor or S.load_sensor('imx249')
+    n_pairs = len(pairs)
+    if n_pairs < 1:
+        raise EvaluationError('shift protocol: no pairs to evaluate')
+    if repeats < 1:
+        raise EvaluationError(f'shift protocol: repeats must be >= 1, got {repeats}')
+    levels = [float(k) for k in levels]
+    for k in levels:
+        draw_kappa(np.random.default_rng(0), k)          # validates k
+    if not methods and oracle is None:
+        raise EvaluationError('shift protocol: no methods to evaluate')
+    limits = ControllerOptions(**(limits_options or {})).resolve(sensor)
+    ctrls = {m.name: m.controller(sensor, smoothing='none' if m.spec.trained else None,
+                                  **(limits_options or {}))
+             for m in methods}
+    flips = (False, True) if flip else (False,)
+    names = [m.name for m in methods]
+    accs = {(n, li, r): DetectionAccumulator() for n in names + ['oracle']
+            for li in range(len(levels)) for r in range(repeats)}
+    ev_err: Dict[tuple, List[float]] = {(n, li): [] for n in names + ['oracle']
+                                        for li in range(len(levels))}
+    # pooled over repeats, split by the direction of the shift (diagnostics)
+    by_dir = {(n, li, d): DetectionAccumulator() for n in names + ['oracle']
+              for li in range(len(levels)) for d in ('under', 'over')}
+    log_dir: Dict[tuple, List[float]] = {(n, li, d): [] for n in names + ['oracle']
+                                         for li in range(len(levels)) for d in ('under', 'over')}
+    shared = [m for m in methods if oracle is not None and m.perception is oracle.perception]
+    bar = Progress(progress, repeats * n_pairs * len(flips), 'shift protocol')
+    t0 = time.perf_counter()
+    for i in range(n_pairs):
+        rec = pairs[i]
+        base = (rec['rad1'], rec['rad2'], rec['boxes'], rec['labels'])
+        for f, flipped in enumerate(flips):
+            rad1, rad2, boxes, labels = flip_record(*base) if flipped else (
+                base[0], base[1], np.asarray(base[2], np.float32).reshape(-1, 4),
+                np.asarray(base[3], np.int64).reshape(-1))
+            v1, v2 = rec.get('var_rate1'), rec.get('var_rate2')
+            if flipped:
+                v1 = None if v1 is None else np.ascontiguousarray(np.asarray(v1)[..., ::-1])
+                v2 = None if v2 is None else np.ascontiguousarray(np.asarray(v2)[..., ::-1])
+            v1 = None if v1 is None else np.asarray(v1).reshape(rad1.shape[:2])
+            v2 = None if v2 is None else np.asarray(v2).reshape(rad2.shape[:2])
+            phi1 = S.mosaic(rad1, sensor.bayer_pattern)
+            phi2 = S.mosaic(rad2, sensor.bayer_pattern)
+            h, w = phi2.shape
+            try:
+                eb1, eb2 = S.e_base_s(phi1, sensor), S.e_base_s(phi2, sensor)
+            except SensorError as err:
+                raise EvaluationError(f'shift protocol: pair {rec.get("key", i)}: {err}') \
+                    from err
+            for r in range(repeats):
+                seed2 = [seed, r, i, f, 2]
+                sweep = []
+                if oracle is not None:
+                    for fac in oracle.factors():
+                        t, g, _ = limits.split(eb2 * fac)
+                        st = ExposureSetting.from_linear(t, g)
+                        dets, _ = oracle.perception.detect(_capture(phi2, st, sensor, seed2, v2))
+                        sweep.append((st.e_s, dets, image_score(boxes, labels, dets, w, h)))
+                for li, k in enumerate(levels):
+                    kappa = draw_kappa(np.random.default_rng([seed, r, i, f, li, 0]), k)
+                    t1, g1, _ = limits.split(kappa * eb1)
+                    set1 = ExposureSetting.from_linear(t1, g1)
+                    raw1 = _capture(phi1, set1, sensor, [seed, r, i, f, li, 1], v1)
+                    side = 'under' if kappa < 1 else 'over'
+                    cands = list(sweep)
+                    for m in methods:
+                        ctrl = ctrls[m.name]
+                        ctrl.reset(set1)
+                        feats = m.perception.features(raw1) if m.needs_features else None
+                        set2 = ctrl.step(raw1, set1, features=feats).setting
+                        dets, _ = m.perception.detect(_capture(phi2, set2, sensor, seed2, v2))
+                        accs[(m.name, li, r)].add(boxes, labels, dets['boxes'], dets['scores'],
+                                                  dets['labels'], width=w, height=h)
+                        ev_err[(m.name, li)].append(abs(math.log2(set2.e_s / eb2)))
+                        by_dir[(m.name, li, side)].add(boxes, labels, dets['boxes'],
+                                                       dets['scores'], dets['labels'],
+                                                       width=w, height=h)
+                        log_dir[(m.name, li, side)].append(math.log2(set2.e_s / eb2))
+                        if m in shared:
+                            cands.append((set2.e_s, dets, image_score(boxes, labels, dets, w,
+                                                                      h)))
+                    if oracle is not None:
+                        e_best, dets, _ = max(cands, key=lambda c: c[2])
+                        accs[('oracle', li, r)].add(boxes, labels, dets['boxes'],
+                                                    dets['scores'], dets['labels'],
+                                                    width=w, height=h)
+                        ev_err[('oracle', li)].append(abs(math.log2(e_best / eb2)))
+                        by_dir[('oracle', li, side)].add(boxes, labels, dets['boxes'],
+                                                         dets['scores'], dets['labels'],
+                                                         width=w, height=h)
+                        log_dir[('oracle', li, side)].append(math.log2(e_best / eb2))
+                bar.update(1)
+    bar.close()
+    out: dict = {'levels': levels, 'repeats': repeats, 'n_pairs': n_pairs,
+                 'images_per_repeat': n_pairs * len(flips), 'flip': bool(flip), 'methods': {},
+                 'oracle': None, 'seed': seed}
+    rows = [(m.name, m.detector_from, list(m.notes), m.untrained) for m in methods]
+    if oracle is not None:
+        rows.append(('oracle', oracle.detector_from or oracle.perception.source,
+                     [f'sweep {oracle.n_sweep} exposures over e_base x 2^[-{oracle.range_ev:g}, '
+                      f'{oracle.range_ev:g}] EV + the exposures of the methods sharing its '
+                      f'detector ({", ".join(method_label(m.name) for m in shared) or "none"})'],
+                     False))
+    for name, det_from, notes, untrained in rows:
+        per_level = {}
+        for li, k in enumerate(levels):
+            stats = _ap_stats([accs[(name, li, r)].compute() for r in range(repeats)])
+            errs = ev_err[(name, li)]
+            stats['ev_error_median'] = float(np.median(errs)) if errs else math.nan
+            for side in ('under', 'over'):
+                stats[f'map50_{side}'] = by_dir[(name, li, side)].compute()['map50']
+                logs = log_dir[(name, li, side)]
+                median = float(np.median(logs)) if logs else math.nan
+                stats[f'log2_e2_over_ebase_median_{side}'] = median
+            per_level[f'{k:g}'] = stats
+        entry = {'detector_from': det_from, 'notes': notes, 'untrained': untrained,
+                 'levels': per_level}
+        if name == 'oracle':
+            out['oracle'] = entry
+        else:
+            out['methods'][name] = entry
+    out['seconds'] = time.perf_counter() - t0
+    return out
