@@ -16,6 +16,7 @@ from pathlib import Path
 import time
 
 import cv2
+from neural_ae.commands._args import add_device, add_out, add_progress, apply_device_threads
 from neural_ae.core import hdr
 from neural_ae.core import scenes as SC
 from neural_ae.core import sensor as S
@@ -26,9 +27,10 @@ import numpy as np
 def add_parser(sub) -> None:
     """Register ``demo``."""
     p = sub.add_parser('demo', help='the embedded demo: synthetic drive, no data needed')
-    p.add_argument('--out', default='out/demo', help='output folder')
+    add_out(p, 'out/demo', 'output folder', metavar='DIR')
     p.add_argument('--seed', type=int, default=2, help='scene seed')
-    p.add_argument('--scenario', default='tunnel_exit', choices=SC.SCENARIOS)
+    p.add_argument('--scenario', default='tunnel_exit', choices=SC.SCENARIOS,
+                   help='scenario of the camera part (default: tunnel_exit)')
     p.add_argument('--height', type=int, default=384, help='scene height [px]')
     p.add_argument('--width', type=int, default=640, help='scene width [px]')
     p.add_argument('--frames', type=int, default=120, help='closed-loop drive length [frames]')
@@ -40,6 +42,8 @@ def add_parser(sub) -> None:
                    help='smoothing of the neural controller (ema = paper Eq. 5; adaptive '
                    'with the 0.5 EV scale chosen on validation drives)')
     p.add_argument('--camera-only', action='store_true', help='part 1 only')
+    add_progress(p, text='no progress bars')
+    add_device(p, 'cpu', what='the networks of the closed-loop part')
     p.set_defaults(func=run)
 
 
@@ -156,7 +160,7 @@ def _write_bag(path: Path, scenes: list, drives: dict, sensor) -> Path:
     return path
 
 
-def closed_loop_part(args, out: Path) -> dict:
+def closed_loop_part(args, out: Path, device: str = 'cpu') -> dict:
     """Run the drive with the shipped model and the baselines; report, plots, bag."""
     import shutil
 
@@ -168,12 +172,12 @@ def closed_loop_part(args, out: Path) -> dict:
     sensor = S.load_sensor('imx249')
     folder = Path(args.models) if args.models else models_dir()
     loaded = build_methods(folder, names=('hybrid_nn', 'average', 'gradient'),
-                           sensor=sensor)
+                           sensor=sensor, device=device)
     scenes, drive = _drive(args, sensor)
     results = run_drive_protocol([drive], loaded['methods'], sensor=sensor,
                                  smoothings=(args.smoothing,),
                                  smoothing_options={'adaptive': {'adaptive_scale_ev': 0.5}},
-                                 keep_raw_for=(drive.name,), progress=True)
+                                 keep_raw_for=(drive.name,), progress=not args.no_progress)
     d = results['drives'][0]
     exposure_png = R.plot_drive_exposure(d, out / 'exposure_tunnel_exit.png')
     grid_png = R.plot_frame_grid(d, drive.frames, sensor, out / 'frames_tunnel_exit.png')
@@ -222,6 +226,7 @@ def run(args) -> int:
 
     if args.frames < 2:
         raise ConfigError(f'--frames must be at least 2, got {args.frames}')
+    device = apply_device_threads(args)
     t0 = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -240,7 +245,7 @@ def run(args) -> int:
     loop = {}
     if not args.camera_only:
         print('\n== closed loop: tunnel exit, shipped Hybrid NN vs Average and Gradient AE ==')
-        loop = closed_loop_part(args, out)
+        loop = closed_loop_part(args, out, device)
         for w in loop['warnings']:
             print(f'WARNING: {w}')
         print('detectors: ' + ', '.join(f'{k} <- {v}' for k, v in loop['detectors'].items()))

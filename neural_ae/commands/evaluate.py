@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 
+from neural_ae.commands._args import add_device, add_out, add_progress, apply_device_threads
 from neural_ae.core.errors import EvaluationError
 
 PROTOCOLS = ('shift', 'drive', 'bag', 'all')
@@ -59,27 +60,15 @@ def add_parser(sub) -> None:
     p.add_argument('--adaptive-mu', type=float, help='override adaptive_mu')
     p.add_argument('--adaptive-scale-ev', type=float, help='override adaptive_scale_ev')
     p.add_argument('--sensor', default='imx249', help='sensor preset or YAML')
-    p.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'),
-                   help='where the detectors run (auto: cuda when available)')
-    p.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1)')
-    p.add_argument('--out', default=None, help='output folder (default out/evaluate or '
-                   'out/evaluate_quick)')
+    add_device(p, 'auto', threads=1, what='the detectors')
+    add_out(p, text='output folder (default: out/evaluate, with --quick out/evaluate_quick)',
+            metavar='DIR')
     p.add_argument('--benchmarks', action='store_true',
                    help='also write BENCHMARKS.md and docs/benchmarks/*.png (repository root)')
     p.add_argument('--notes', help='Markdown file appended to the report as "Discussion" '
                    '(e.g. docs/benchmarks/notes.md)')
-    p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    add_progress(p)
     p.set_defaults(func=run)
-
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == 'cuda' and not torch.cuda.is_available():
-        raise EvaluationError('--device cuda requested but CUDA is not available')
-    if name == 'auto':
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    return name
 
 
 def _git(*args) -> str:
@@ -171,7 +160,7 @@ def run(args) -> int:
     from neural_ae.core.sensor import load_sensor
 
     t_start = time.perf_counter()
-    torch.set_num_threads(max(1, args.threads))
+    device = apply_device_threads(args, error=EvaluationError)
     config = args.config or str(config_dir() / 'evaluate.yaml')
     methods = None
     if args.methods:
@@ -194,7 +183,6 @@ def run(args) -> int:
             raise EvaluationError(f'--checkpoint expects METHOD=PATH with METHOD in '
                                   f'{method_names()}, got {pair!r}')
         explicit[key] = value
-    device = _device(args.device)
     sensor = load_sensor(args.sensor)
     models = _models_folder(cfg.models_dir)
     h0, w0 = cfg.height or 192, cfg.width or 320
