@@ -226,6 +226,35 @@ def build_optimizer(pipe: ExposurePipeline, cfg: TrainConfig):
 # --------------------------------------------------------------------------- run
 
 
+RUN_FILES = ('metrics.jsonl', 'config.yaml', 'final.pt', 'model.pt', 'curve.png')
+"""Files that mark a folder as holding a training run (plus ``checkpoint_epoch*.pt``)."""
+
+
+def check_output(output, resume: Optional[str] = None) -> None:
+    """
+    Refuse to start a new run in a folder that holds one (nothing is ever overwritten).
+
+    A run continues in its own folder only through ``resume`` (its log is appended to, as
+    the run it continues); any other existing run folder raises :class:`TrainingError`
+    naming the files and the two ways out.
+    """
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f'train output {out} exists and is not a folder')
+    if resume or not out.is_dir():
+        return
+    found = sorted(p.name for p in out.iterdir()
+                   if p.name in RUN_FILES or (p.name.startswith('checkpoint_epoch')
+                                              and p.suffix == '.pt'))
+    if found:
+        resumable = out / 'final.pt'
+        hint = (f'resume it with --resume {resumable}' if resumable.is_file()
+                else 'it has no final.pt to resume from')
+        raise TrainingError(f'train output {out} holds a training run already '
+                            f'({", ".join(found[:4])}{", ..." if len(found) > 4 else ""}); '
+                            f'{hint}, or choose another --out')
+
+
 def train(cfg: TrainConfig, output, resume: Optional[str] = None,
           max_minutes: Optional[float] = None, progress: bool = True,
           export: Optional[str] = None) -> dict:
@@ -234,9 +263,11 @@ def train(cfg: TrainConfig, output, resume: Optional[str] = None,
 
     Writes to ``output``: ``metrics.jsonl``, ``config.yaml``, ``checkpoint_epochNNN.pt``
     per epoch, ``final.pt`` (full state, resumable), ``model.pt`` (slim: model, config,
-    metrics) and ``curve.png``. ``export`` also copies ``model.pt`` there.
+    metrics) and ``curve.png``. ``export`` also copies ``model.pt`` there. A folder that
+    holds a run already is refused unless the run is resumed (:func:`check_output`).
     """
     t_start = time.time()
+    check_output(output, resume)  # every rank, before the rendezvous: nothing written yet
     info = init_distributed(cfg.device)
     try:
         return _train(cfg, Path(output), resume, max_minutes, progress, export, info, t_start)
@@ -272,8 +303,9 @@ def _train(cfg, output: Path, resume, max_minutes, progress, export, info: DistI
                 src.prepare(progress=progress)
     barrier(info)
     train_set = TwoFrameExamples(train_src, sensor, cfg, train=True)
-    sampler = DistributedSampler(train_set, num_replicas=info.world, rank=info.rank,
-                                 shuffle=True, seed=cfg.seed, drop_last=True)
+    sampler: DistributedSampler = DistributedSampler(
+        train_set, num_replicas=info.world, rank=info.rank, shuffle=True, seed=cfg.seed,
+        drop_last=True)
     per_rank = len(sampler) // cfg.batch_size
     steps_per_epoch = min(per_rank, cfg.max_steps_per_epoch or per_rank)
     if steps_per_epoch < 1:
@@ -286,7 +318,7 @@ def _train(cfg, output: Path, resume, max_minutes, progress, export, info: DistI
                                 num_workers=cfg.num_workers, collate_fn=collate,
                                 generator=loader_generator(cfg.seed))
 
-    model = pipe
+    model: torch.nn.Module = pipe
     if info.initialised:
         model = torch.nn.parallel.DistributedDataParallel(
             pipe, device_ids=[info.device.index] if info.device.type == 'cuda' else None,
