@@ -17,7 +17,8 @@ packages are imported only by the publisher, so that function works without ROS.
 import json
 from typing import Sequence
 
-from neural_ae.core.classes import class_name, CLASSES as CLASS_NAMES
+from neural_ae.core.classes import CLASSES as CLASS_NAMES
+from neural_ae.core.models.perception import detection_records
 import numpy as np
 
 __all__ = [
@@ -45,18 +46,13 @@ def have_vision_msgs() -> bool:
 
 def detections_to_dict(boxes, labels, scores, class_names: Sequence[str] = CLASS_NAMES,
                        score_threshold: float = 0.0) -> list:
-    """List of ``{class_id, label, score, bbox_xyxy}`` dicts (score >= threshold)."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    labels = np.asarray(labels).reshape(-1)
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    out = []
-    for box, label, score in zip(boxes, labels, scores):
-        if score < score_threshold:
-            continue
-        out.append({'class_id': class_name(label, class_names), 'label': int(label),
-                    'score': round(float(score), 4),
-                    'bbox_xyxy': [round(float(v), 2) for v in box]})
-    return out
+    """
+    List of ``{class_id, label, score, bbox_xyxy}`` dicts (score >= threshold).
+
+    The same records ``neural-ae replay`` writes:
+    :func:`neural_ae.core.models.perception.detection_records`.
+    """
+    return detection_records(boxes, labels, scores, class_names, score_threshold)
 
 
 def to_detection2d_array(header, detections: list):
