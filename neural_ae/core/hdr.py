@@ -266,6 +266,8 @@ def merge_brackets(images, exposure_times_s, gains=None, *, saturation: float = 
             fallback_short = value
         if i == i_long:
             fallback_long = value
+    # i_short and i_long index brackets (n >= 1), so the loop set both fallbacks
+    assert fallback_short is not None and fallback_long is not None
     with np.errstate(invalid='ignore', divide='ignore'):
         out = num / den
     none_valid = den <= 0

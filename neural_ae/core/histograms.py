@@ -34,6 +34,7 @@ cells is the whole frame.
 """
 import functools
 import logging
+from typing import List, overload, Tuple, Union
 
 import cv2
 from neural_ae.core.checks import check_shape
@@ -162,7 +163,15 @@ def _bin_values(g: np.ndarray, shift: int, bins: int, dtype=np.int64) -> np.ndar
     return b.astype(dtype, copy=False)
 
 
-def _normalise(counts) -> object:
+@overload
+def _normalise(counts: torch.Tensor) -> torch.Tensor: ...
+
+
+@overload
+def _normalise(counts: np.ndarray) -> np.ndarray: ...
+
+
+def _normalise(counts: Union[torch.Tensor, np.ndarray]) -> Union[torch.Tensor, np.ndarray]:
     """
     Column-normalise integer ``(..., bins, regions)`` counts to float32; empty -> zeros.
 
@@ -174,11 +183,11 @@ def _normalise(counts) -> object:
         c = counts.to(torch.float32)
         return torch.where(n > 0, c / torch.where(n > 0, n, torch.ones_like(n)),
                            torch.zeros_like(c))
-    counts = np.asarray(counts)
-    n = counts.sum(axis=-2, keepdims=True).astype(np.float32)
-    c = counts.astype(np.float32)
-    out = np.zeros_like(c)
-    np.divide(c, n, out=out, where=n > 0)
+    arr = np.asarray(counts)
+    n_np = arr.sum(axis=-2, keepdims=True).astype(np.float32)
+    c_np = arr.astype(np.float32)
+    out = np.zeros_like(c_np)
+    np.divide(c_np, n_np, out=out, where=n_np > 0)
     return out
 
 
@@ -243,7 +252,7 @@ def multiscale_histogram(raw: np.ndarray, bit_depth: int = 12, pattern: str = 'R
     """
     _validate_raw(raw)
     _, shift = _check_params(bit_depth, pattern, bins)
-    _check_frame_size(*raw.shape, raw.shape)
+    _check_frame_size(raw.shape[0], raw.shape[1], raw.shape)
     g = green_plane(raw, pattern)
     _check_integer_values(g, raw.shape)
     grid = _grid_counts(g, shift, int(bins), method)
@@ -258,7 +267,7 @@ def region_bounds(h: int, w: int) -> list:
 
     ``h, w`` is the green-plane size ``(H//2, W//2)``.
     """
-    out = []
+    out: List[Tuple[int, int, int, int]] = []
     for n in SCALES:
         re = [i * h // n for i in range(n + 1)]
         ce = [j * w // n for j in range(n + 1)]
@@ -277,7 +286,7 @@ def naive_multiscale_histogram(raw: np.ndarray, bit_depth: int = 12, pattern: st
     """
     _validate_raw(raw)
     _, shift = _check_params(bit_depth, pattern, bins)
-    h, w = _check_frame_size(*raw.shape, raw.shape)
+    h, w = _check_frame_size(raw.shape[0], raw.shape[1], raw.shape)
     g = green_plane(raw, pattern)
     _check_integer_values(g, raw.shape)
     out = np.zeros((bins, N_REGIONS), dtype=np.int64)

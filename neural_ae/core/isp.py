@@ -23,7 +23,7 @@ place, with a documented gradient.
 """
 from dataclasses import dataclass
 import math
-from typing import Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 from neural_ae.core.checks import check_shape
 from neural_ae.core.color import BAYER_PATTERNS, bayer_sites
@@ -250,11 +250,11 @@ class WhiteBalance(nn.Module):
 
     def __init__(self, gains: Sequence[float] = (1.0, 1.0, 1.0), learnable: bool = False):
         super().__init__()
-        gains = torch.as_tensor(gains, dtype=torch.float32)
-        if gains.shape != (3,) or not bool((gains > 0).all()):
+        gains_t = torch.as_tensor(gains, dtype=torch.float32)
+        if gains_t.shape != (3,) or not bool((gains_t > 0).all()):
             raise ISPError(f'WhiteBalance: gains must be 3 positive values, '
-                           f'got {gains.tolist()}')
-        log_gains = gains.log()
+                           f'got {gains_t.tolist()}')
+        log_gains = gains_t.log()
         if learnable:
             self.log_gains = nn.Parameter(log_gains)
         else:
@@ -296,12 +296,12 @@ class ColorCorrection(nn.Module):
 
     def __init__(self, ccm: Sequence[Sequence[float]] = IDENTITY_CCM, learnable: bool = False):
         super().__init__()
-        ccm = torch.as_tensor(ccm, dtype=torch.float32)
-        check_shape(ccm, (3, 3), name='ColorCorrection ccm', error=ISPError)
+        ccm_t = torch.as_tensor(ccm, dtype=torch.float32)
+        check_shape(ccm_t, (3, 3), name='ColorCorrection ccm', error=ISPError)
         if learnable:
-            self.ccm = nn.Parameter(ccm)
+            self.ccm = nn.Parameter(ccm_t)
         else:
-            self.register_buffer('ccm', ccm)
+            self.register_buffer('ccm', ccm_t)
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         return color_correction(rgb, self.ccm.to(rgb.dtype))
@@ -437,9 +437,10 @@ class ISPConfig:
         Any object with those attributes works (e.g. ``neural_ae.core.sensor.SensorConfig``).
         """
         try:
-            values = {'black_level_dn': float(sensor.black_level_dn),
-                      'white_level_dn': float(2 ** int(sensor.bit_depth) - 1),
-                      'pattern': str(sensor.bayer_pattern)}
+            values: Dict[str, Any] = {
+                'black_level_dn': float(sensor.black_level_dn),
+                'white_level_dn': float(2 ** int(sensor.bit_depth) - 1),
+                'pattern': str(sensor.bayer_pattern)}
         except AttributeError as err:
             raise ISPError(f'ISPConfig.from_sensor: {type(sensor).__name__} lacks '
                            f'black_level_dn/bit_depth/bayer_pattern') from err

@@ -549,6 +549,7 @@ def capture_torch(phi: torch.Tensor, e_s: torch.Tensor, sensor: SensorConfig,
     # as in capture: non-finite or negative irradiance counts as 0
     phi = torch.nan_to_num(phi, nan=0.0, posinf=0.0, neginf=0.0)
     mu = phi.clamp(min=0) * t_exp + sensor.dark_current_e_per_s * t_exp
+    post: Union[torch.Tensor, float]
     if noise:
         scale = torch.as_tensor(noise_scale, dtype=phi.dtype, device=phi.device)
         if scale.dim():
@@ -591,7 +592,7 @@ class SensorModel(nn.Module):
                 source_var_e: Optional[torch.Tensor] = None,
                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Capture ``phi`` at exposure ``e_s``; see :func:`capture_torch`."""
-        scale = 1.0
+        scale: Union[float, torch.Tensor] = 1.0
         if self.noise and self.augment_noise and self.training:
             lo, hi = (math.log(v) for v in self.noise_range)
             u = torch.rand(phi.shape[:-3], generator=generator, dtype=phi.dtype,

@@ -180,6 +180,7 @@ def salvage_index(mcap: Path) -> SalvageIndex:
             count += 1
         elif kind == 'end':
             end = event
+    assert end is not None, 'scan_mcap always ends with an end event'
     if end[2] is None:
         lost = 'data section complete, only the index was damaged'
     else:

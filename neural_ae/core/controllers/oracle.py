@@ -9,7 +9,7 @@ bounds / priority / flicker split as a real command), scores each rendering and 
 the best; a golden-section search between the best sweep point's neighbours refines it.
 """
 import math
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 from neural_ae.core.controllers.base import Controller, ControllerOptions
 from neural_ae.core.controllers.registry import ControllerSpec, register
@@ -63,7 +63,7 @@ class OracleController(Controller):
             raise ControllerError(f'oracle n_sweep must be >= 3, got {n_sweep}')
         self.score = score or well_exposed_score(self.sensor)
         self._render = render
-        self._phi = None
+        self._phi: Optional[np.ndarray] = None
         self.n_sweep = int(n_sweep)
         self.refine_iters = int(refine_iters)
         self.noise = bool(noise)
@@ -100,7 +100,7 @@ class OracleController(Controller):
     def propose(self, raw, used, features, info) -> float:
         """Sweep, then refine around the best sweep point; return its exposure value."""
         e_lo, e_hi = self.limits.e_bounds()
-        cache = {}
+        cache: Dict[float, float] = {}
         grid = np.linspace(math.log(e_lo), math.log(e_hi), self.n_sweep)
         values = [self._value(float(x), cache) for x in grid]
         best = int(np.argmax(values))
@@ -115,7 +115,7 @@ class OracleController(Controller):
             else:
                 lo, a = a, b
                 b = lo + inv_phi * (hi - lo)
-        log_best = max(cache, key=cache.get)
+        log_best = max(cache, key=cache.__getitem__)
         info.update(oracle_score=cache[log_best], oracle_evaluations=len(cache))
         return math.exp(log_best)
 

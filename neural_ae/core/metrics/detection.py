@@ -22,7 +22,7 @@ import contextlib
 import io
 import logging
 import math
-from typing import Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from neural_ae.core.classes import CLASSES
 from neural_ae.core.errors import EvaluationError
@@ -64,9 +64,9 @@ class DetectionAccumulator:
             raise EvaluationError('DetectionAccumulator needs at least one class')
         self.classes = tuple(classes)
         self.max_dets = int(max_dets)
-        self.images = []
-        self.gt = []
-        self.dt = []
+        self.images: List[Dict[str, Any]] = []
+        self.gt: List[Dict[str, Any]] = []
+        self.dt: List[Dict[str, Any]] = []
 
     def __len__(self) -> int:
         return len(self.images)

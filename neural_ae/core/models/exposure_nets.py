@@ -237,6 +237,7 @@ class ExposureNet(nn.Module):
                                        f'(B, {self.semantic.in_channels}, h, w), got None')
             parts.append(self.semantic.features(features))
         if len(parts) == 2 and parts[0].shape[0] != parts[1].shape[0]:
+            assert hist is not None and features is not None  # both branches ran
             raise ExposureNetError(f'ExposureNet: batch sizes differ, hist '
                                    f'{tuple(hist.shape)} vs features {tuple(features.shape)}')
         return parts[0] if len(parts) == 1 else parts[0] + parts[1]

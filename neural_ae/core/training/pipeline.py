@@ -21,7 +21,7 @@ Everything from ``u`` to the loss is differentiable; only the histogram and the
 classical laws are not (they read frame 1, which carries no gradient).
 """
 import math
-from typing import Dict, Optional
+from typing import cast, Dict, Optional
 
 from neural_ae.core import sensor as S
 from neural_ae.core.histograms import multiscale_histogram_torch
@@ -107,6 +107,7 @@ class ExposurePipeline(nn.Module):
             return raw1.new_ones(b)
         if self.mode in ('average', 'gradient'):
             return classical_u(raw1, self.sensor, self.mode).to(raw1.dtype)
+        assert self.ae is not None, f'ae mode {self.mode!r}'  # cfg.neural: a network was built
         hist = feats = None
         if self.ae.uses_histogram:
             hist = multiscale_histogram_torch(raw1.detach().round(), self.sensor.bit_depth,
@@ -191,7 +192,8 @@ class ExposurePipeline(nn.Module):
 
 def total_loss(losses: Dict[str, torch.Tensor]) -> torch.Tensor:
     """Sum of the loss terms."""
-    return sum(losses.values())
+    # never empty (the detector's terms and loss_ae_l2), so the sum is a tensor, not 0
+    return cast(torch.Tensor, sum(losses.values()))
 
 
 def loss_terms(losses: Dict[str, torch.Tensor]) -> dict:
