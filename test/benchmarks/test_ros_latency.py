@@ -2,7 +2,9 @@
 The ros_latency bench at tiny sizes: figures present and finite, the queue never grows.
 
 Real processes and real rclpy (camera and node in child processes, this process only
-orchestrates). No timed assertions: only that the figures exist, are finite and add up.
+orchestrates). No timed assertions: the figures exist, are finite, add up, obey causality
+(one wall clock for all processes) and the ratios divide by the references they name; the
+figures and ratios of hand-made records with known delays are checked exactly.
 """
 import math
 
@@ -60,15 +62,82 @@ def test_queue_never_grows_and_every_frame_is_accounted_for(tiny):
 
 
 def test_reference_and_ratios(tiny):
-    bare = tiny['bare_delivery']
+    """Each ratio divides by the reference it names; the figures obey causality."""
+    bare, res = tiny['bare_delivery'], tiny['average']
     assert bare['stream']['frames_delivered'] >= 1
-    assert _finite(bare['delivery_ms']['median_ms'])
+    bare_med = bare['delivery_ms']['median_ms']
+    med = res['frame_to_sent_ms']['median_ms']
+    own = res['delivery_ms']['median_ms']
+    assert _finite(bare_med) and bare_med > 0 and med > 0 and own > 0
     ratios = ros_latency.latency_ratios(tiny)
-    assert _finite(ratios['average']['over_average'])
-    assert _finite(ratios['average']['over_bare_delivery'])
+    row = ratios['average']
+    assert ratios['reference_bare_delivery_median_ms'] == bare_med
+    assert ratios['reference_average_frame_to_sent_median_ms'] == med
+    assert row['frame_to_sent_median_ms'] == med
+    assert row['over_bare_delivery'] == round(med / bare_med, 3)   # the other stream
+    assert row['over_own_delivery'] == round(med / own, 3)         # this stream
+    # One wall clock for all processes: every sent decision's frame was delivered, waited
+    # and processed before it was sent (frame_to_sent = delivery + wait + processing per
+    # frame, over the same frames), and the driver sees a request after it was sent (the
+    # k-th request received is the k-th sent). Order statistics keep those inequalities.
+    n = res['frame_to_sent_ms']['n']
+    assert res['frame_to_driver_ms']['n'] == n
+    for stat in ('median_ms', 'p99_ms', 'mean_ms'):
+        assert res['frame_to_driver_ms'][stat] >= res['frame_to_sent_ms'][stat], stat
+    parts = res['breakdown_median_ms']
+    assert min(parts.values()) >= 0
+    assert med >= max(parts.values())
     summary = ros_latency.queue_summary(tiny)
     assert summary['average']['max_mailbox_occupancy'] <= 1
     assert summary['average']['accounted']
+
+
+def _records(delivery_ns, wait_ns, proc_ns, to_driver_ns, n=5, period_ns=10_000_000):
+    """Camera and node records of ``n`` frames with the given constant delays."""
+    t0 = 1_700_000_000_000_000_000
+    stamps = [t0 + k * period_ns for k in range(n)]
+    received = [(s, s + delivery_ns) for s in stamps]
+    processed = [(s, s + delivery_ns + wait_ns, s + delivery_ns + wait_ns + proc_ns + 500)
+                 for s in stamps]
+    sends = [(s, s + delivery_ns + wait_ns + proc_ns, 'setting', 1000.0 + k)
+             for k, s in enumerate(stamps)]
+    cam = {'published': [(s, s + 100_000) for s in stamps], 'stream_s': n * period_ns / 1e9,
+           'requests': [(t + to_driver_ns, v) for _, t, _, v in sends]}
+    child = {'received': received, 'torch_threads': 1, 'processed': processed, 'sends': sends,
+             'mailbox': {'puts': n, 'taken': n, 'dropped': 0, 'left': 0, 'cleared': 0,
+                         'max_occupancy': 1, 'max_in_node': 1},
+             'node': {'frames_processed': n, 'bad_frames': 0, 'errors': 0, 'last_error': ''},
+             'drained': True, 'warmup_ms': 1.0, 'decisions_not_sent': 0,
+             'actuator': {k: 0 for k in ('sent', 'succeeded', 'rejected', 'timeouts',
+                                         'coalesced', 'unavailable')},
+             'perception_ms': [], 'isp_ms': [], 'layer2_shape': None}
+    return cam, child
+
+
+def test_summarize_and_ratios_on_known_records():
+    """Hand-made records with known delays: the figures and ratios they must give."""
+    ms = 1_000_000
+    avg = ros_latency.summarize('average', 8, 8, 100.0,
+                                *_records(2 * ms, 1 * ms, 3 * ms, ms // 2))
+    hist = ros_latency.summarize('histogram_nn', 8, 8, 100.0,
+                                 *_records(2 * ms, 4 * ms, 6 * ms, ms))
+    bare_cam, bare_child = _records(ms, 0, 0, 0)
+    bare = ros_latency.summarize('none', 8, 8, 100.0, bare_cam, bare_child)
+    assert avg['frame_to_sent_ms']['median_ms'] == 6.0
+    assert avg['frame_to_driver_ms']['median_ms'] == 6.5
+    assert avg['breakdown_median_ms'] == {'delivery': 2.0, 'mailbox_wait': 1.0,
+                                          'processing_to_sent': 3.0}
+    assert avg['delivery_ms']['median_ms'] == 2.0 and avg['publish_call_ms']['median_ms'] == 0.1
+    assert avg['stream']['rate_hz_achieved'] == 100.0 and avg['stream']['accounted']
+    assert avg['trend']['slope_ms_per_s'] == 0.0 and avg['trend']['last_over_first'] == 1.0
+    assert 'frame_to_sent_ms' not in bare and bare['delivery_ms']['median_ms'] == 1.0
+    ratios = ros_latency.latency_ratios({'average': avg, 'histogram_nn': hist,
+                                         'bare_delivery': bare})
+    assert ratios['average'] == {'frame_to_sent_median_ms': 6.0, 'over_average': 1.0,
+                                 'over_bare_delivery': 6.0, 'over_own_delivery': 3.0}
+    assert ratios['histogram_nn'] == {'frame_to_sent_median_ms': 12.0, 'over_average': 2.0,
+                                      'over_bare_delivery': 12.0, 'over_own_delivery': 6.0}
+    assert 'bare_delivery' not in ratios
 
 
 def test_detector_case_reads_the_step_timings():

@@ -4,6 +4,7 @@ Training engine: config, data sources, checkpoints, resume, non-finite loss, CLI
 Tiny runs: 64 x 96 frames, a narrow detector, 4 training pairs, 2 steps per epoch.
 """
 import json
+import logging
 import math
 from pathlib import Path
 import subprocess
@@ -17,7 +18,9 @@ from neural_ae.core.training import checkpoints, engine
 from neural_ae.core.training.config import config_from_dict, load_config, TrainConfig
 from neural_ae.core.training.data import (BracketPairs, collate, HDRBagPairs, ProceduralPairs,
                                           TwoFrameExamples)
-from neural_ae.core.training.pipeline import ExposurePipeline
+from neural_ae.core.training.distributed import DistInfo
+from neural_ae.core.training.pipeline import ExposurePipeline, total_loss
+from neural_ae.core.training.rng import seed_everything
 import numpy as np
 import pytest
 import torch
@@ -84,6 +87,74 @@ def test_config_errors_are_one_line(tmp_path, text, needle):
         load_config(p)
     assert needle in str(err.value)
     assert '\n' not in str(err.value)
+
+
+@pytest.mark.parametrize('text, needle', [
+    ('epochs: 100001\n', 'epochs must be an integer in [1, 100,000], got 100001'),
+    ('epochs: 2.5\n', 'epochs must be int'),
+    ('batch_size: 4097\n', 'batch_size must be an integer in [1, 4,096]'),
+    ('height: 8194\n', 'height must be an integer in [64, 8,192]'),
+    ('width: 100000\n', 'width must be an integer in [64, 8,192]'),
+    ('train_size: 10000001\n', 'train_size must be an integer in [1, 10,000,000]'),
+    ('val_size: 1000001\n', 'val_size must be an integer in [0, 1,000,000]'),
+    ('max_steps_per_epoch: 100000000\n', 'max_steps_per_epoch must be an integer in [0, '),
+    ('warmup_steps: 100000000\n', 'warmup_steps must be an integer in [0, 10,000,000]'),
+    ('ae_feature_dim: 0\n', 'ae_feature_dim must be an integer in [1, 4,096]'),
+    ('ae_feature_dim: 1099511627776\n', 'ae_feature_dim must be an integer in [1, 4,096]'),
+    ('seed: 4294967296\n', 'seed must be an integer in [0, 4,294,967,295]'),
+    ('num_workers: 257\n', 'num_workers must be an integer in [0, 256]'),
+    ('num_threads: 5000\n', 'num_threads must be an integer in [0, 1,024]'),
+    ('eval_every: 0\n', 'eval_every must be an integer in [1, 100,000]'),
+    ('lr: 11\n', 'lr must be a finite number in (0, 10]'),
+    ('ae_lr: .inf\n', 'ae_lr must be a finite number in (0, 10]'),
+    ('ae_lr: .nan\n', 'ae_lr must be a finite number in (0, 10]'),
+    ('m_exp: 1.0e+300\n', 'm_exp must be a finite number in (1, 1000]'),
+    ('m_exp: 1\n', 'm_exp must be a finite number in (1, 1000]'),
+    ('momentum: 1.5\n', 'momentum must be a finite number in [0, 1]'),
+    ('weight_decay: 11\n', 'weight_decay must be a finite number in [0, 10]'),
+    ('ae_l2: 1.0e+9\n', 'ae_l2 must be a finite number in [0, 1000]'),
+    ('grad_clip_norm: 1.0e+7\n', 'grad_clip_norm must be a finite number in [0, 1e+06]'),
+    ('max_minutes: 1.0e+6\n', 'max_minutes must be a finite number in [0, 525600]'),
+    ('source_t_exp_s: 11\n', 'source_t_exp_s must be a finite number in (0, 10]'),
+    ('kappa_max: 1.0e+5\n', 'kappa_max must be a finite number in [0.0001, 10000]'),
+    ('kappa_min: 0\n', 'kappa_min must be a finite number in [0.0001, 10000]'),
+    ('kappa_min: 5\nkappa_max: 2\n', 'need 0 < kappa_min <= kappa_max'),
+    ('noise_scale_max: 101\n', 'noise_scale_max must be a finite number in [0.001, 100]'),
+    ('eval_exposure_factors: [100000.0]\n', 'eval_exposure_factors must be 1 to 16 finite'),
+    ('eval_exposure_factors: []\n', 'eval_exposure_factors must be 1 to 16 finite'),
+    ('eval_exposure_factors: [' + ', '.join(['1.0'] * 17) + ']\n',
+     'eval_exposure_factors must be 1 to 16 finite'),
+    ('detector: {widths: [8, 8, 128, 16, 1099511627776]}\n',
+     'detector.widths must hold integers in [1, 4096], got 1099511627776'),
+    ('detector: {fpn_channels: 1.5}\n', 'detector.fpn_channels must hold integers in [1, 4096]'),
+    ('detector: {rpn_pre_nms_top_n_train: 1000000000}\n',
+     'detector.rpn_pre_nms_top_n_train must hold integers in [1, 100000]'),
+    ('detector: {box_score_thresh: .nan}\n', 'detector.box_score_thresh must hold finite'),
+    ('detector: {norm: 3}\n', 'detector.norm must be a string'),
+    ('detector: [1]\n', 'detector must be dict'),
+    ('isp: {gamma: .nan}\n', 'isp.gamma must hold finite numbers in [0.01, 100]'),
+    ('isp: {wb_gains: [1, 1, a]}\n', 'isp.wb_gains must be a number or a list of numbers'),
+    ('isp: {learnable: 1}\n', 'isp.learnable must be bool'),
+    ('isp: {shading: 1}\n', "unknown isp key(s) ['shading']"),
+])
+def test_config_bounds_are_one_line_errors(tmp_path, text, needle):
+    p = tmp_path / 'bad.yaml'
+    p.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    assert needle in str(err.value), str(err.value)
+    assert '\n' not in str(err.value) and str(p) in str(err.value)
+
+
+def test_config_bounds_accept_their_limits(tmp_path):
+    cfg = config_from_dict(tiny(tmp_path, epochs=100_000, batch_size=4096, m_exp=1000.0,
+                                ae_feature_dim=4096, height=8192, width=64, lr=10.0,
+                                eval_exposure_factors=[1e-4] * 16, momentum=1.0))
+    got = (cfg.epochs, cfg.batch_size, cfg.m_exp, cfg.ae_feature_dim)
+    assert got == (100_000, 4096, 1000.0, 4096)
+    with pytest.raises(ConfigError, match=r'epochs must be an integer in \[1, 100,000\], '
+                                          r"got '3'"):
+        TrainConfig(epochs='3')
 
 
 def test_cli_reports_config_error_in_one_line(tmp_path, capsys):
@@ -183,6 +254,56 @@ def test_bracket_and_bag_sources_give_pairs_with_noise_adaptation(tmp_path):
     assert all(math.isfinite(float(v.detach())) for v in losses.values())
 
 
+def test_bag_source_reads_stamp_labels_and_drops_bad_boxes_with_one_warning(tmp_path, caplog):
+    """A foreign bag's labels.json: stamp keys, boxes outside the frame or negative."""
+    from neural_ae.core.bags import HDRBagWriter
+
+    period = 33_333_333
+    rng = np.random.default_rng(5)
+    bag = tmp_path / 'bag'
+    with HDRBagWriter(bag) as w:
+        for k in range(3):
+            w.write_radiance(10_000 + k * period, rng.random((48, 64, 3)).astype(np.float32))
+    coco = {'images': [{'id': 'a', 'stamp_ns': 10_000 + period + 2_000_000},
+                       {'id': 'b', 'frame_index': 2}],
+            'annotations': [
+                {'image_id': 'a', 'bbox': [4, 4, 10, 10], 'category_id': 1},
+                {'image_id': 'a', 'bbox': [200, 4, 10, 10], 'category_id': 2},   # outside
+                {'image_id': 'a', 'bbox': [30, 4, -10, 10], 'category_id': 3},   # negative
+                {'image_id': 'b', 'bbox': [5, 6, 7, 8], 'category_id': 4},
+                {'image_id': 'b', 'bbox': [60, 40, 10, 10], 'category_id': 5}]}  # clipped
+    (bag / 'labels.json').write_text(json.dumps(coco))     # written by another tool
+    with caplog.at_level(logging.WARNING, logger='neural_ae.core.training.data'):
+        hb = HDRBagPairs(bag, 48, 64)
+    assert len(hb) == 2
+    np.testing.assert_array_equal(hb[0]['boxes'], [[4, 4, 14, 14]])       # frame 1, by stamp
+    assert hb[0]['labels'].tolist() == [1]
+    np.testing.assert_array_equal(hb[1]['boxes'], [[5, 6, 12, 14], [60, 40, 64, 48]])
+    assert hb[1]['labels'].tolist() == [4, 5]
+    msgs = [r.getMessage() for r in caplog.records]
+    assert len(msgs) == 1 and msgs[0] == (
+        f'training labels of HDR bag {bag}: dropped 2 of 5 boxes: 1 with negative or zero '
+        f'size, 1 outside the image'), msgs
+    (bag / 'labels.json').write_text(json.dumps([coco]))
+    with pytest.raises(ConfigError, match=r'labels for HDR bag .* must be a COCO object'):
+        HDRBagPairs(bag, 48, 64)
+
+
+@pytest.mark.parametrize('text, needle', [
+    ('[]', 'got a JSON array at the top level'),
+    ('{"images": [{"id": 1}]}', 'needs a "file_name"'),
+    ('{"images": [{"id": 1, "file_name": "f0"}], "annotations": [{"image_id": 1, '
+     '"bbox": [1, 2, 3], "category_id": 1}]}', 'got 3 values'),
+    ('{"images": [', 'not valid JSON'),
+])
+def test_bracket_labels_errors_are_one_line(tmp_path, text, needle):
+    (tmp_path / 'labels.json').write_text(text)
+    with pytest.raises(ConfigError) as err:
+        BracketPairs(tmp_path, 64, 96)
+    assert needle in str(err.value) and 'labels' in str(err.value), str(err.value)
+    assert '\n' not in str(err.value)
+
+
 # --------------------------------------------------------------------------- engine
 
 
@@ -201,6 +322,62 @@ def test_training_writes_log_checkpoints_curve_and_val_map(full_run, work):
     assert set(ck['rng'][0]) >= {'torch', 'numpy', 'python'}
     assert ck['mode'] == 'hybrid' and 'head.weight' in ck['state_dict']
     assert yaml.safe_load((out / 'config.yaml').read_text())['ae'] == 'hybrid'
+    # every trained tensor moved from the seeded start the engine built
+    seed_everything(cfg.seed)
+    start = ExposurePipeline(cfg, S.load_sensor(cfg.sensor)).state_dict()
+    trained = {k for k, v in start.items() if v.is_floating_point()}
+    assert trained and {k[:k.index('.')] for k in trained} == {'ae', 'isp', 'detector'}
+    unmoved = [k for k in trained if torch.equal(start[k], ck['model'][k])]
+    assert not unmoved, unmoved[:5]
+
+
+@pytest.mark.parametrize('isp_learnable', [False, True])
+def test_steps_on_a_fixed_batch_lower_the_loss_and_move_only_trainable_weights(
+        tmp_path, isp_learnable):
+    """
+    Six engine steps on one batch: the loss falls, AE and detector weights all change.
+
+    ``ae_l2 = 0``: the AE network moves only through the detector loss, i.e. through
+    ``d loss / d u``. With ``isp_learnable=False`` the ISP is frozen and must stay
+    bit-identical; with ``True`` it trains too.
+    """
+    sensor = S.load_sensor('imx249')
+    cfg = config_from_dict(tiny(tmp_path, ae='hybrid', train_size=2, ae_l2=0.0,
+                                isp_learnable=isp_learnable))
+    torch.manual_seed(0)
+    pipe = ExposurePipeline(cfg, sensor)
+    ds = TwoFrameExamples(ProceduralPairs(0, 2, 64, 96, str(tmp_path / 'cache')), sensor,
+                          cfg, True)
+    batch = collate([ds[0], ds[1]])
+    before = {k: v.detach().clone() for k, v in pipe.state_dict().items()}
+
+    def loss_now() -> float:
+        pipe.train()
+        torch.manual_seed(1)                    # same RPN / RoI sampling each time
+        with torch.no_grad():
+            losses, _ = pipe(batch, generator=torch.Generator().manual_seed(2))
+        return float(total_loss(losses))
+
+    first = loss_now()
+    optimizer = engine.build_optimizer(pipe, cfg)
+    state = {'global_step': 0}
+    done = engine.train_one_epoch(pipe, optimizer, None, [batch] * 6, 0, cfg, DistInfo(),
+                                  engine.MetricsLog(None), state, progress=False)
+    assert done['steps'] == 6 and state['global_step'] == 6
+    last = loss_now()
+    assert last < 0.8 * first, (first, last)    # measured: 2.93 -> 1.79
+    after = pipe.state_dict()
+
+    def moved(prefix: str) -> tuple:
+        keys = [k for k in before if k.startswith(prefix) and before[k].is_floating_point()]
+        return sum(not torch.equal(before[k], after[k]) for k in keys), len(keys)
+
+    for prefix in ('ae.histogram.', 'ae.semantic.', 'ae.head.', 'detector.backbone.',
+                   'detector.rpn.', 'detector.roi_heads.'):
+        n, total = moved(prefix)
+        assert total > 0 and n == total, (prefix, n, total)
+    n, total = moved('isp.')
+    assert total == 3 and n == (3 if isp_learnable else 0), (n, total)
 
 
 def test_neural_controller_loads_the_trained_checkpoint(full_run, work):

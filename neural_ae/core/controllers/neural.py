@@ -13,7 +13,7 @@ reported in ``info['u_clipped']``.
 import logging
 import math
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Dict, Optional, Union
 
 from neural_ae.core.checks import check_shape
 from neural_ae.core.controllers.base import Controller, ControllerOptions
@@ -26,6 +26,11 @@ from torch import nn
 
 LOG = logging.getLogger(__name__)
 
+MAX_M_EXP = 1000.0
+"""Largest ``m_exp`` a model file may declare (the controller options' bound too)."""
+MAX_FEATURE_DIM = 4096
+"""Largest ``feature_dim`` a model file may declare (the shipped models use 64)."""
+
 
 def load_exposure_model(model: Union[None, str, Path, nn.Module], mode: str,
                         m_exp: float = 10.0, seed: Optional[int] = 0) -> nn.Module:
@@ -37,7 +42,13 @@ def load_exposure_model(model: Union[None, str, Path, nn.Module], mode: str,
     torch RNG) or a checkpoint path. A checkpoint is read with ``weights_only=True``
     (no arbitrary pickles) and may be a plain state dict or a dict holding one under
     ``'state_dict'`` or ``'model'`` (optionally with ``'mode'`` / ``'m_exp'`` /
-    ``'feature_dim'``, at the top level, or ``'ae_feature_dim'`` under ``'config'``).
+    ``'feature_dim'``, at the top level, or ``'ae'`` / ``'m_exp'`` / ``'ae_feature_dim'``
+    under ``'config'``). Nothing is taken on trust: ``mode`` must be one of the registry's
+    train modes with a network (and the one asked for), ``m_exp`` a finite number in
+    ``(1, 1000]``, ``feature_dim`` an integer in ``[1, 4096]``, ``config`` a mapping
+    (required in a ``neural-ae train`` checkpoint), the state dict exactly the network's
+    keys and shapes with finite weights; each problem is a one-line :class:`ModelError`
+    naming the file and the key.
     """
     if isinstance(model, nn.Module):
         return model.eval()
@@ -49,25 +60,48 @@ def load_exposure_model(model: Union[None, str, Path, nn.Module], mode: str,
                 torch.manual_seed(seed)
             net = ExposureNet(mode=mode, m_exp=m_exp)
         return net.eval()
-    from neural_ae.core.checkpoints import read_checkpoint
+    from neural_ae.core.checkpoints import (is_training_checkpoint, load_state, meta_choice,
+                                            meta_float, meta_int, meta_mapping,
+                                            read_checkpoint)
 
     path = Path(model)
+    where = f'exposure model checkpoint {path}'
     ckpt = read_checkpoint(path, 'exposure model checkpoint')
-    config = ckpt.get('config') if isinstance(ckpt.get('config'), dict) else {}
-    state = ckpt.get('state_dict', ckpt.get('model', ckpt))
-    ck_mode = ckpt.get('mode', config.get('mode', mode))
-    ck_m_exp = float(ckpt.get('m_exp', config.get('m_exp', m_exp)))
+    training = is_training_checkpoint(ckpt)
+    if training and 'config' not in ckpt:
+        raise ModelError(f'{where}: a neural-ae train checkpoint without its "config": '
+                         f'damaged or not written by neural-ae train')
+    config: Dict[str, Any] = (meta_mapping(ckpt['config'], 'config', where)
+                              if 'config' in ckpt else {})
+    modes = tuple(s.train_mode for s in NEURAL_SPECS.values() if s.train_mode)
+    if training and 'state_dict' not in ckpt:
+        ae = config.get('ae', ckpt.get('ae'))
+        if ae not in modes:
+            raise ModelError(f'{where} holds no exposure network: it was trained with '
+                             f'ae={_short(ae)} (a network needs ae one of {"|".join(modes)})')
+    ck_mode = meta_choice(ckpt.get('mode', config.get('ae', mode)), 'mode', where, modes)
+    ck_m_exp = meta_float(ckpt.get('m_exp', config.get('m_exp', m_exp)), 'm_exp', where,
+                          1.0, MAX_M_EXP)
     # training checkpoints (neural-ae train) also record the branch width
-    feature_dim = int(ckpt.get('feature_dim', config.get('ae_feature_dim', 64)))
+    feature_dim = meta_int(ckpt.get('feature_dim', config.get('ae_feature_dim', 64)),
+                           'feature_dim', where, 1, MAX_FEATURE_DIM)
     if ck_mode != mode:
         raise ModelError(f'checkpoint {path} is a {ck_mode!r} model, controller needs {mode!r}')
+    if 'state_dict' in ckpt:
+        state = ckpt['state_dict']
+    elif training and isinstance(ckpt.get('model'), dict):
+        state = {k[3:]: v for k, v in ckpt['model'].items()
+                 if isinstance(k, str) and k.startswith('ae.')}
+    else:
+        state = ckpt.get('model', ckpt)
     net = ExposureNet(mode=mode, m_exp=ck_m_exp, feature_dim=feature_dim)
-    try:
-        net.load_state_dict(state)
-    except (RuntimeError, TypeError, KeyError) as err:
-        raise ModelError(f'checkpoint {path} does not match ExposureNet({mode!r}): '
-                         f'{str(err).splitlines()[0]}') from err
+    load_state(net, state, where, f'ExposureNet({mode!r})')
     return net.eval()
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + '...'
 
 
 def features_tensor(features, device='cpu') -> torch.Tensor:
@@ -105,7 +139,9 @@ class NeuralController(Controller):
                                   f'got {name!r}')
         super().__init__(options, sensor)
         self.name = name
-        self.mode = NEURAL_SPECS[name].train_mode  # the ExposureNet mode it was trained as
+        mode = NEURAL_SPECS[name].train_mode  # the ExposureNet mode it was trained as
+        assert mode is not None, f'{name} is registered without a train_mode'
+        self.mode = mode
         self.device = torch.device(device)
         self.model = load_exposure_model(model, self.mode, self.options.m_exp, seed)
         self.model.to(self.device)

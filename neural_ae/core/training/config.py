@@ -20,7 +20,9 @@ import typing
 from typing import Optional, Union
 
 from neural_ae.core.controllers import specs
+from neural_ae.core.controllers.neural import MAX_FEATURE_DIM, MAX_M_EXP
 from neural_ae.core.errors import ConfigError
+from neural_ae.core.models.perception import MAX_FRAME_SIDE
 import yaml
 
 AE_MODES = tuple(s.train_mode for s in specs() if s.train_mode)
@@ -30,13 +32,58 @@ NEURAL_MODES = tuple(s.train_mode for s in specs(trained=True) if s.train_mode)
 DATA_SOURCES = ('procedural', 'hdr_bag', 'brackets')
 OPTIMIZERS = ('adamw', 'sgd')
 
+INT_BOUNDS = {
+    'seed': (0, 2 ** 32 - 1), 'height': (64, MAX_FRAME_SIDE), 'width': (64, MAX_FRAME_SIDE),
+    'train_seed_start': (0, 2 ** 31 - 1), 'train_size': (1, 10_000_000),
+    'val_seed_start': (0, 2 ** 31 - 1), 'val_size': (0, 1_000_000),
+    'test_seed_start': (0, 2 ** 31 - 1), 'ae_feature_dim': (1, MAX_FEATURE_DIM),
+    'epochs': (1, 100_000), 'batch_size': (1, 4096), 'max_steps_per_epoch': (0, 10_000_000),
+    'warmup_steps': (0, 10_000_000), 'log_every': (1, 1_000_000), 'eval_every': (1, 100_000),
+    'num_workers': (0, 256), 'num_threads': (0, 1024)}
+"""Integer settings: inclusive ``(min, max)``; see :class:`TrainConfig`."""
+FLOAT_BOUNDS = {
+    'source_t_exp_s': (0.0, 10.0, True), 'kappa_min': (1e-4, 1e4, False),
+    'kappa_max': (1e-4, 1e4, False), 'noise_scale_min': (1e-3, 100.0, False),
+    'noise_scale_max': (1e-3, 100.0, False), 'm_exp': (1.0, MAX_M_EXP, True),
+    'lr': (0.0, 10.0, True), 'ae_lr': (0.0, 10.0, True), 'momentum': (0.0, 1.0, False),
+    'weight_decay': (0.0, 10.0, False), 'ae_l2': (0.0, 1000.0, False),
+    'min_lr_fraction': (0.0, 1.0, False), 'grad_clip_norm': (0.0, 1e6, False),
+    'max_minutes': (0.0, 525_600.0, False)}
+"""Number settings: ``(min, max, min excluded)``, finite; see :class:`TrainConfig`."""
+MAX_EVAL_FACTORS = 16
+"""Most ``eval_exposure_factors`` (each one is a validation pass)."""
+EVAL_FACTOR_RANGE = (1e-4, 1e4)
+"""Range of each ``eval_exposure_factors`` value [x e_base]."""
+
 
 @dataclass
 class TrainConfig:
     """
     Every setting of ``neural-ae train``; the defaults are the only defaults.
 
-    Units are in the names or in the comments of ``config/train_*.yaml``.
+    Units are in the names or in the comments of ``config/train_*.yaml``. Bounds (generous
+    but finite; outside them, or with the wrong type, a one-line :class:`ConfigError`):
+
+    - ``height``, ``width``: even integers in [64, 8192] px;
+    - ``seed`` in [0, 2**32 - 1]; ``*_seed_start`` in [0, 2**31 - 1], the three seed ranges
+      disjoint; ``train_size`` in [1, 10,000,000], ``val_size`` in [0, 1,000,000] pairs;
+    - ``epochs`` in [1, 100,000]; ``batch_size`` in [1, 4096]; ``max_steps_per_epoch`` and
+      ``warmup_steps`` in [0, 10,000,000]; ``log_every`` in [1, 1,000,000];
+      ``eval_every`` in [1, 100,000]; ``num_workers`` in [0, 256]; ``num_threads`` in
+      [0, 1024];
+    - ``ae_feature_dim`` in [1, 4096]; ``m_exp`` in (1, 1000] (the controllers' bound);
+    - ``lr``, ``ae_lr`` in (0, 10]; ``momentum`` and ``min_lr_fraction`` in [0, 1];
+      ``weight_decay`` in [0, 10]; ``ae_l2`` in [0, 1000]; ``grad_clip_norm`` in
+      [0, 1e6]; ``max_minutes`` in [0, 525,600] (a year);
+    - ``source_t_exp_s`` in (0, 10] s; ``kappa_min`` <= ``kappa_max``, both in [1e-4, 1e4];
+      ``noise_scale_min`` <= ``noise_scale_max``, both in [1e-3, 100];
+      ``eval_exposure_factors``: 1 to 16 numbers in [1e-4, 1e4];
+    - ``detector`` / ``isp``: known keys, values as
+      :func:`~neural_ae.core.models.perception.check_detector_values` /
+      :func:`~neural_ae.core.models.perception.check_isp_values` bound them (channels
+      <= 4096, sizes <= 8192 px, box counts <= 100,000, finite numbers).
+
+    The tables are :data:`INT_BOUNDS` and :data:`FLOAT_BOUNDS`.
     """
 
     name: str = 'train'
@@ -96,7 +143,7 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`ConfigError` (one line) on an inconsistent setting."""
+        """Raise :class:`ConfigError` (one line) on an inconsistent or out-of-range setting."""
         def bad(msg):
             raise ConfigError(f'train config: {msg}')
 
@@ -109,44 +156,39 @@ class TrainConfig:
             bad(f'data_source {self.data_source!r} needs data_path')
         if self.optimizer not in OPTIMIZERS:
             bad(f'optimizer must be one of {"|".join(OPTIMIZERS)}, got {self.optimizer!r}')
-        if self.height < 64 or self.width < 64 or self.height % 2 or self.width % 2:
+        sizes = (self.height, self.width)
+        if all(isinstance(v, int) for v in sizes) and (min(sizes) < 64 or self.height % 2 or
+                                                        self.width % 2):
             bad(f'height and width must be even and >= 64, got {self.height} x {self.width}')
-        for name in ('train_size', 'epochs', 'batch_size', 'log_every', 'eval_every'):
-            if getattr(self, name) < 1:
-                bad(f'{name} must be >= 1, got {getattr(self, name)}')
-        for name in ('val_size', 'max_steps_per_epoch', 'warmup_steps', 'num_workers',
-                     'num_threads', 'train_seed_start', 'val_seed_start', 'test_seed_start',
-                     'seed'):
-            if getattr(self, name) < 0:
-                bad(f'{name} must be >= 0, got {getattr(self, name)}')
-        for name in ('lr', 'ae_lr', 'm_exp', 'source_t_exp_s'):
+        for name, (ilo, ihi) in INT_BOUNDS.items():
             v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                bad(f'{name} must be a finite number > 0, got {v}')
-        if self.m_exp <= 1:
-            bad(f'm_exp must be > 1, got {self.m_exp}')
-        for name in ('weight_decay', 'ae_l2', 'max_minutes', 'grad_clip_norm', 'momentum'):
+            if isinstance(v, bool) or not isinstance(v, int) or not ilo <= v <= ihi:
+                bad(f'{name} must be an integer in [{ilo:,}, {ihi:,}], got {v!r}')
+        for name, (flo, fhi, lo_open) in FLOAT_BOUNDS.items():
             v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                bad(f'{name} must be a finite number >= 0, got {v}')
-        if not 0 <= self.min_lr_fraction <= 1:
-            bad(f'min_lr_fraction must be in [0, 1], got {self.min_lr_fraction}')
-        if not 0 < self.kappa_min <= self.kappa_max:
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if not (ok and (flo < v if lo_open else flo <= v) and v <= fhi):
+                span = f'{"(" if lo_open else "["}{flo:g}, {fhi:g}]'
+                bad(f'{name} must be a finite number in {span}, got {v!r}')
+        if not self.kappa_min <= self.kappa_max:
             bad(f'need 0 < kappa_min <= kappa_max, got {self.kappa_min}, {self.kappa_max}')
-        if not 0 < self.noise_scale_min <= self.noise_scale_max:
+        if not self.noise_scale_min <= self.noise_scale_max:
             bad(f'need 0 < noise_scale_min <= noise_scale_max, got {self.noise_scale_min}, '
                 f'{self.noise_scale_max}')
-        if not self.eval_exposure_factors or min(self.eval_exposure_factors) <= 0:
-            bad(f'eval_exposure_factors must be positive numbers, got '
-                f'{self.eval_exposure_factors}')
+        factors = self.eval_exposure_factors
+        if not 1 <= len(factors) <= MAX_EVAL_FACTORS or not all(
+                math.isfinite(f) and EVAL_FACTOR_RANGE[0] <= f <= EVAL_FACTOR_RANGE[1]
+                for f in factors):
+            bad(f'eval_exposure_factors must be 1 to {MAX_EVAL_FACTORS} finite numbers in '
+                f'[{EVAL_FACTOR_RANGE[0]:g}, {EVAL_FACTOR_RANGE[1]:g}], got {factors}')
         ranges = sorted([('train', self.train_seed_start, self.train_size),
                          ('val', self.val_seed_start, self.val_size),
                          ('test', self.test_seed_start, 1)], key=lambda r: r[1])
         for (n1, s1, c1), (n2, s2, _) in zip(ranges, ranges[1:]):
             if s1 + c1 > s2:
                 bad(f'{n1} seeds {s1}..{s1 + c1 - 1} overlap the {n2} seeds starting at {s2}')
-        _check_sub('detector', self.detector, _detector_fields())
-        _check_sub('isp', self.isp, _isp_fields())
+        _check_sub('detector', self.detector)
+        _check_sub('isp', self.isp)
 
     @property
     def neural(self) -> bool:
@@ -190,23 +232,12 @@ def _tupled(v):
     return v
 
 
-def _detector_fields() -> set:
-    from neural_ae.core.models.detector import DetectorConfig
-    return {f.name for f in fields(DetectorConfig)}
+def _check_sub(name: str, value) -> None:
+    """Check the ``detector`` / ``isp`` overrides: known keys, types, bounded values."""
+    from neural_ae.core.models.perception import check_detector_values, check_isp_values
 
-
-def _isp_fields() -> set:
-    from neural_ae.core.isp import ISPConfig
-    return {f.name for f in fields(ISPConfig)}
-
-
-def _check_sub(name: str, value, allowed: set) -> None:
-    if not isinstance(value, dict):
-        raise ConfigError(f'train config: {name} must be a mapping, got {type(value).__name__}')
-    unknown = sorted(set(value) - allowed)
-    if unknown:
-        raise ConfigError(f'train config: unknown {name} key(s) {unknown}; allowed: '
-                          f'{sorted(allowed)}')
+    check = check_detector_values if name == 'detector' else check_isp_values
+    check(value, 'train config', error=ConfigError)
 
 
 def _coerce(name: str, hint, value):
@@ -255,7 +286,10 @@ def config_from_dict(data: Optional[dict], source: str = 'dict',
     values = base.to_dict() if base is not None else {}
     values = {k: _tupled(v) if k == 'eval_exposure_factors' else v for k, v in values.items()}
     for key, value in data.items():
-        values[key] = _coerce(key, hints[key], value)
+        try:
+            values[key] = _coerce(key, hints[key], value)
+        except ConfigError as err:
+            raise ConfigError(f'{err} ({source})') from err
     try:
         return TrainConfig(**values)
     except ConfigError as err:

@@ -30,12 +30,11 @@ white level, Sec. 5), the frame-1 exposure factor ``kappa`` (log-uniform in
 generator seeded by ``(seed, epoch, index)``: deterministic, independent of workers,
 ranks and resumption.
 """
-import json
 import logging
 import math
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, cast, Dict, Iterable, Optional, Sized
 
 from neural_ae.core import sensor as S
 from neural_ae.core.errors import ConfigError, HDRError
@@ -63,12 +62,24 @@ def _unpack(arr: np.ndarray, scale: float) -> np.ndarray:
 
 
 def _clean_boxes(boxes, labels, height: int, width: int, min_size: float = 1.0) -> tuple:
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
-    labels = np.asarray(labels, np.int64).reshape(-1)
-    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
-    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
-    keep = ((boxes[:, 2] - boxes[:, 0]) >= min_size) & ((boxes[:, 3] - boxes[:, 1]) >= min_size)
-    return boxes[keep], labels[keep]
+    """Clip boxes to the frame, drop those under ``min_size`` px (silent: already warned)."""
+    from neural_ae.core.bags.labels import clean_boxes_xyxy
+
+    boxes, labels, _ = clean_boxes_xyxy(boxes, labels, height, width, min_size=min_size,
+                                        warn=False)
+    return boxes, labels
+
+
+def _warn_dropped(where: str, dropped: dict, total: int) -> None:
+    """One warning for a user data source: how many boxes were dropped and why."""
+    n = sum(dropped.values())
+    if n:
+        LOG.warning('training labels of %s: dropped %d of %d boxes: %s', where, n, total,
+                    ', '.join(f'{c} {_DROP_REASONS[r]}' for r, c in dropped.items() if c))
+
+
+_DROP_REASONS = {'negative': 'with negative or zero size', 'outside': 'outside the image',
+                 'small': 'smaller than 1 px after resizing and clipping'}
 
 
 # --------------------------------------------------------------------------- sources
@@ -116,6 +127,10 @@ class ProceduralPairs(PairSource):
     def _path(self, seed: int) -> Optional[Path]:
         return self.cache / f'{seed:07d}.npz' if self.cache is not None else None
 
+    def _is_cached(self, seed: int) -> bool:
+        path = self._path(seed)
+        return path is not None and path.is_file()
+
     def _generate(self, seed: int) -> dict:
         from neural_ae.core.scenes import generate_pair
 
@@ -147,8 +162,8 @@ class ProceduralPairs(PairSource):
         if self.cache is None:
             return 0
         indices = range(self.size) if indices is None else indices
-        missing = [i for i in indices if not self._path(self.seed(i)).is_file()]
-        it = missing
+        missing = [i for i in indices if not self._is_cached(self.seed(i))]
+        it: Iterable[int] = missing
         if progress and missing:
             from tqdm import tqdm
             it = tqdm(missing, desc=f'caching scenes {self.height}x{self.width}',
@@ -212,38 +227,103 @@ def _coco_boxes(coco: dict, image_id) -> tuple:
     return boxes, labels
 
 
+def _frame_boxes(boxes, labels, rad: np.ndarray, height: int, width: int,
+                 counts: dict) -> tuple:
+    """
+    Resize a frame and its boxes to ``height x width``; clip, drop unusable boxes.
+
+    Boxes with negative or zero size or outside the source frame, and boxes under 1 px
+    once resized and clipped, are dropped and counted in ``counts`` (per reason) for one
+    warning per source; the kept boxes are exactly those of a plain resize + clip.
+    """
+    from neural_ae.core.bags.labels import clean_boxes_xyxy
+
+    _, _, first = clean_boxes_xyxy(boxes, labels, rad.shape[0], rad.shape[1], min_size=0.0,
+                                   warn=False)
+    rad, boxes = resize_with_boxes(rad, boxes, height, width)
+    kept = _clean_boxes(boxes, labels, height, width)
+    counts['total'] += len(boxes)
+    counts['negative'] += first['negative']
+    counts['outside'] += first['outside']
+    counts['small'] += len(boxes) - len(kept[0]) - first['negative'] - first['outside']
+    return rad, kept
+
+
+def _new_counts() -> dict:
+    return {'total': 0, 'negative': 0, 'outside': 0, 'small': 0}
+
+
+def _report_counts(where: str, counts: dict) -> None:
+    _warn_dropped(where, {k: v for k, v in counts.items() if k != 'total'}, counts['total'])
+
+
 class HDRBagPairs(_FrameListPairs):
     """
     Consecutive radiance frames ``(k, k + 1)`` of an HDR rosbag2, boxes of frame ``k + 1``.
 
-    Labels come from the bag's ``labels.json`` (COCO; images carry ``frame_index``). The
-    frames are read once and kept in memory as float16 (about 0.4 MB per 192 x 320 frame).
+    Labels come from the bag's ``labels.json`` (COCO, checked by
+    :func:`neural_ae.core.bags.labels.validate_coco`; images carry ``frame_index`` or a
+    stamp, ``t_ns`` / ``stamp_ns``, matched to the nearest frame within half a frame
+    period). Boxes with negative size or outside the frame are dropped with one warning
+    for the bag. The frames are read once and kept in memory as float16 (about 0.4 MB
+    per 192 x 320 frame).
     """
 
     def __init__(self, path, height: int, width: int, source_sensor=None,
                  source_t_exp_s: float = 0.01, sensor=None, topic: Optional[str] = None):
         from neural_ae.core.bags import open_hdr_bag
 
-        frames, labels = [], {}
+        from neural_ae.core.bags.labels import match_stamp, stamp_tolerance_ns, validate_coco
+
+        frames, stamps, labels = [], [], {}
         with open_hdr_bag(path) as bag:
             coco = bag.labels()
             if coco is None:
                 raise ConfigError(f'HDR bag {path} has no labels.json: training needs boxes')
-            for _, rad in bag.iter_radiance(topic):
+            coco = validate_coco(coco, f'HDR bag {path}', ConfigError)
+            for t_ns, rad in bag.iter_radiance(topic):
                 frames.append(rad)
-        by_frame = {img.get('frame_index'): img['id'] for img in coco.get('images', [])}
-        packed = []
+                stamps.append(int(t_ns))
+        # images keyed by frame_index; the others by the nearest frame stamp
+        by_frame = {img['frame_index']: img['id'] for img in coco['images']
+                    if 'frame_index' in img}
+        order = sorted(range(len(stamps)), key=stamps.__getitem__)
+        sorted_stamps = [stamps[i] for i in order]
+        tol = stamp_tolerance_ns(sorted_stamps)
+        for img in coco['images']:
+            if 'frame_index' not in img:
+                j = match_stamp(sorted_stamps, img['t_ns'], tol)
+                if j is not None:
+                    by_frame.setdefault(order[j], img['id'])
+        packed, counts = [], _new_counts()
         for k, rad in enumerate(frames):
             boxes, labs = _coco_boxes(coco, by_frame[k]) if k in by_frame else (
                 np.zeros((0, 4), np.float32), np.zeros((0,), np.int64))
-            rad, boxes = resize_with_boxes(rad, boxes, height, width)
-            labels[k] = _clean_boxes(boxes, labs, height, width)
+            rad, labels[k] = _frame_boxes(boxes, labs, rad, height, width, counts)
             packed.append(_pack(rad))
+        _report_counts(f'HDR bag {path}', counts)
         if len(packed) < 2:
             raise HDRError(f'HDR bag {path} has {len(packed)} radiance frame(s); pairs need 2')
         pairs = [(k, k + 1) for k in range(len(packed) - 1)]
         super().__init__(packed, pairs, labels, height, width, source_sensor, source_t_exp_s,
                          sensor)
+
+
+def _bracket_labels(path: Path) -> dict:
+    """
+    Read a bracket folder's ``labels.json`` (COCO; one-line :class:`ConfigError`).
+
+    Images name their bracket set by ``file_name`` (the stem), so ``frame_index`` and
+    stamps are optional here.
+    """
+    from neural_ae.core.bags.labels import read_labels_file
+
+    coco = read_labels_file(path, ConfigError, require_key=False)
+    for img in coco['images']:
+        if not isinstance(img.get('file_name'), str) or not img['file_name']:
+            raise ConfigError(f'labels {path}: image id {img["id"]!r} needs a "file_name" '
+                              f'(the stem of its bracket set)')
+    return coco
 
 
 class BracketPairs(_FrameListPairs):
@@ -266,21 +346,22 @@ class BracketPairs(_FrameListPairs):
         if not label_path.is_file():
             raise ConfigError(f'bracket folder {folder} has no labels.json (COCO): '
                               f'training needs boxes')
-        coco = json.loads(label_path.read_text())
-        images = sorted(coco.get('images', []),
+        coco = _bracket_labels(label_path)
+        images = sorted(coco['images'],
                         key=lambda im: (str(im.get('sequence', '')), im.get('frame_index', 0),
                                         im['id']))
         frames, labels, index = [], {}, {}
+        counts = _new_counts()
         for k, img in enumerate(images):
             stem = Path(img['file_name']).stem
             ldr, times, gains, side = load_brackets(folder, stem)
             rad = hdr.merge_brackets(ldr, times, gains,
                                      full_scale=float(side.get('full_well_e', 1.0)))
             boxes, labs = _coco_boxes(coco, img['id'])
-            rad, boxes = resize_with_boxes(rad, boxes, height, width)
-            labels[k] = _clean_boxes(boxes, labs, height, width)
+            rad, labels[k] = _frame_boxes(boxes, labs, rad, height, width, counts)
             frames.append(_pack(rad))
             index[(img.get('sequence'), img.get('frame_index'))] = k
+        _report_counts(f'bracket folder {folder}', counts)
         if not frames:
             raise HDRError(f'bracket folder {folder}: labels.json lists no images')
         pairs = []
@@ -320,7 +401,8 @@ class TwoFrameExamples(Dataset):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return len(self.source)
+        # torch's Dataset declares no __len__; every source here is a sized dataset
+        return len(cast(Sized, self.source))
 
     def _rng(self, index: int) -> np.random.Generator:
         if self.train:
@@ -368,7 +450,7 @@ class TwoFrameExamples(Dataset):
 
 def to_device(batch: dict, device) -> dict:
     """Move the tensors of a batch (:func:`collate`) to ``device``."""
-    out = {}
+    out: Dict[str, Any] = {}
     for k, v in batch.items():
         if isinstance(v, torch.Tensor):
             out[k] = v.to(device)
@@ -401,6 +483,8 @@ def collate(examples: list) -> dict:
 class SplitPairs(Subset, PairSource):
     """The pairs of a source that one split (train or val) uses, by index."""
 
+    dataset: PairSource
+
     def prepare(self, indices=None, progress: bool = False) -> int:
         """Prepare the source's examples behind ``indices`` (default all of the split)."""
         picked = self.indices if indices is None else [self.indices[i] for i in indices]
@@ -415,6 +499,7 @@ def build_source(cfg, sensor: S.SensorConfig, split: str) -> PairSource:
         start, size = ((cfg.train_seed_start, cfg.train_size) if split == 'train'
                        else (cfg.val_seed_start, cfg.val_size))
         return ProceduralPairs(start, size, cfg.height, cfg.width, cfg.cache_dir or None)
+    src: _FrameListPairs
     if cfg.data_source == 'hdr_bag':
         src = HDRBagPairs(cfg.data_path, cfg.height, cfg.width, source_sensor,
                           cfg.source_t_exp_s, sensor)

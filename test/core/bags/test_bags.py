@@ -1,6 +1,7 @@
 """rosbag2 read/write through rosbags: round trips, labels, damage and crash safety."""
 import logging
 import os
+import struct
 
 from neural_ae.core.bags import HDRBagWriter, open_hdr_bag, write_coco_labels
 from neural_ae.core.errors import BagFormatError, HDRError
@@ -140,7 +141,7 @@ def test_corrupt_bag_random_bytes(tmp_path, storage, name):
     with pytest.raises(BagFormatError, match='x.mcap'):
         open_hdr_bag(loose)
     (path / 'metadata.yaml').write_text('[: not yaml')
-    with pytest.raises(BagFormatError):
+    with pytest.raises(BagFormatError, match=r'cannot read rosbag2 .*metadata\.yaml'):
         open_hdr_bag(path)
 
 
@@ -168,17 +169,55 @@ def big_bag(tmp_path_factory):
     return path, (path / 'b.mcap').read_bytes(), frames
 
 
+def _chunk_ends(data: bytes) -> list:
+    """
+    ``(end offset, messages)`` of every MCAP chunk, read from the spec's record layout.
+
+    Independent of the salvage code: opcode (1 byte) + length (u64) per record; a chunk
+    (0x06) holds start/end time, uncompressed size, crc, compression, then its records,
+    whose messages (0x05) are counted (the writer does not compress).
+    """
+    out, pos = [], 8                                     # after the leading magic
+    while pos + 9 <= len(data):
+        op, length = data[pos], struct.unpack_from('<Q', data, pos + 1)[0]
+        if op == 0x06:
+            body = data[pos + 9:pos + 9 + length]
+            comp_len = struct.unpack_from('<I', body, 28)[0]
+            assert body[32:32 + comp_len] == b'', 'compressed chunks: oracle needs updating'
+            rec_len = struct.unpack_from('<Q', body, 32 + comp_len)[0]
+            records, p, n = body[40 + comp_len:40 + comp_len + rec_len], 0, 0
+            while p < len(records):
+                n += records[p] == 0x05
+                p += 9 + struct.unpack_from('<Q', records, p + 1)[0]
+            out.append((pos + 9 + length, n))
+        pos += 9 + length
+    return out
+
+
+def test_the_chunk_oracle_sees_every_frame(big_bag):
+    _, data, frames = big_bag
+    chunks = _chunk_ends(data)
+    assert len(chunks) >= 2 and sum(n for _, n in chunks) == len(frames)
+    assert chunks[-1][0] < len(data) * 0.9999       # the last cut keeps every chunk
+
+
 @pytest.mark.parametrize('fraction', [0.0, 0.001, 0.01, 0.3, 0.5, 0.7, 0.9, 0.99, 0.9999])
 def test_any_truncation_gives_a_prefix_or_a_clear_error(tmp_path, big_bag, fraction):
     _, data, frames = big_bag
+    cut = max(4, int(len(data) * fraction))
+    # every chunk that ends before the cut is complete on disk: its frames must come back
+    expected = sum(n for end, n in _chunk_ends(data) if end <= cut)
     mcap = tmp_path / 'cut.mcap'
-    mcap.write_bytes(data[:max(4, int(len(data) * fraction))])
+    mcap.write_bytes(data[:cut])
     try:
         got = list(open_hdr_bag(mcap).iter_radiance())
     except BagFormatError as err:
         assert 'cut.mcap' in str(err)
+        assert expected == 0, f'{expected} complete frames before the cut, but: {err}'
         return
-    assert len(got) <= len(frames)  # cutting only the summary loses no message
+    assert expected <= len(got) <= len(frames)
+    if fraction == 0.9999:
+        assert len(got) == len(frames) == 30    # only the summary was cut: nothing lost
     assert all(np.array_equal(a, frames[i]) for i, (_, a) in enumerate(got))
 
 
@@ -186,7 +225,7 @@ def test_unfinished_mcap_without_metadata_is_salvaged(tmp_path, caplog):
     # A writer that dies without closing: rosbags' own abort leaves no index, no footer
     # and no metadata.yaml; the chunk still in memory is lost.
     frames = _frames(25, height=64, width=64)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match='crash'):
         with Writer(tmp_path / 'b', version=9, storage_plugin=StoragePlugin.MCAP) as w:
             conn = w.add_connection('/hdr/image', IMAGE.__msgtype__, typestore=STORE)
             for i, frame in enumerate(frames):

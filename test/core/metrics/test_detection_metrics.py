@@ -55,6 +55,6 @@ def test_empty_set_and_bad_input():
         acc.add(GT, [0, 1, 2])
     with pytest.raises(EvaluationError, match='3 ground-truth boxes but 2 labels'):
         acc.add(GT, [1, 2])
-    with pytest.raises(EvaluationError):
+    with pytest.raises(EvaluationError, match=r'gt_boxes must have shape \(N, 4\) got \(3, 3\)'):
         acc.add(GT[:, :3], LABELS)
     assert len(CLASSES) == 6
