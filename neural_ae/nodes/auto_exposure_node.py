@@ -75,7 +75,7 @@ from typing import Optional
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from neural_ae.core.checkpoints import resolve_model_path
+from neural_ae.core.checkpoints import resolve_model_path, sniff_checkpoint
 from neural_ae.core.controllers import (build_controller, controller_names, ExposureSetting,
                                         get_spec, specs)
 from neural_ae.core.errors import ConfigError, ControllerError, ModelError, NeuralAEError
@@ -111,8 +111,6 @@ LATENCY_WINDOW = 100
 """Decision latencies kept for the diagnostics' percentiles [frames]."""
 RAW_CHECK_FRAMES = 30
 """Frames fully checked for raw-layout misreads after configure or a bit_* change."""
-TORCH_MAGIC = (b'PK\x03\x04', b'\x80')
-"""First bytes of a torch checkpoint: zip (torch >= 1.6) or a legacy pickle."""
 RAW_PARAMS = frozenset({'bit_depth', 'bit_shift'})
 """Parameters that change how raw frames are read."""
 
@@ -235,27 +233,6 @@ def _model_path(values: dict) -> Path:
     """Return the model file the parameters name (``model_path`` or the registry default)."""
     return resolve_model_path(values['model_path'],
                               get_spec(values['controller']).default_model)
-
-
-def model_file_problem(path: Path) -> Optional[str]:
-    """
-    Why ``path`` cannot be a model file, from a cheap look (no torch.load), else None.
-
-    Missing, not a file, unreadable, empty, or not starting like a torch checkpoint (zip
-    or pickle). A file that passes can still fail to load; the worker reports that.
-    """
-    try:
-        if not path.is_file():
-            return f'not found: {path}'
-        with path.open('rb') as handle:
-            head = handle.read(4)
-    except OSError as err:
-        return f'cannot read {path}: {err.strerror or err}'
-    if not head:
-        return f'{path} is empty'
-    if not head.startswith(TORCH_MAGIC):
-        return f'{path} is not a torch checkpoint (neither zip nor pickle)'
-    return None
 
 
 def command_bounds(values: dict, sensor: SensorConfig) -> CommandBounds:
@@ -554,9 +531,10 @@ class AutoExposureNode(LifecycleNode):
         names = {p.name for p in params}
         if reason is None and self._configured and names & controller_params():
             spec = get_spec(values['controller'])
-            problem = model_file_problem(_model_path(values)) if spec.trained else None
+            problem = (sniff_checkpoint(_model_path(values), f'model file for {spec.name}')
+                       if spec.trained else None)
             if problem:
-                reason = f'model file for {values["controller"]}: {problem}'
+                reason = problem
             elif spec.needs_features and not spec.trained and self._perception is None:
                 reason = f'{values["controller"]} needs a detector (detector_path)'
         if reason:

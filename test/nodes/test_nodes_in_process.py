@@ -280,8 +280,8 @@ def test_a_model_file_that_cannot_be_built_keeps_the_running_controller_and_says
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert side.spin_until(lambda: node._actuator.reachable, 10.0)
-        for path, needle in ((garbage, 'is not a torch checkpoint'), (tmp_path / 'empty.pt',
-                                                                      'is empty'),
+        for path, needle in ((garbage, 'not a torch file'), (tmp_path / 'empty.pt',
+                                                             'the file is empty'),
                              (tmp_path / 'missing.pt', 'not found'), (tmp_path, 'not found')):
             result = node.set_parameters_atomically([
                 Parameter('controller', value='histogram_nn'),
