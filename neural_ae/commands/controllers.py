@@ -114,7 +114,7 @@ def run(args) -> int:
     """Run the controllers, print the table, write the PNG and JSON."""
     from neural_ae.core.closed_loop import run_closed_loop
     from neural_ae.core.controllers import ControllerOptions, make_controller
-    from neural_ae.core.metrics.temporal import find_events, temporal_metrics
+    from neural_ae.core.metrics.temporal import bound_warning, find_events, temporal_metrics
     from neural_ae.core.scenes import generate_sequence
     from neural_ae.core.sensor import load_sensor
     from tqdm import tqdm
@@ -129,7 +129,7 @@ def run(args) -> int:
     sensor = load_sensor(args.sensor)
     frames = generate_sequence(args.seed, args.frames, args.sequence, args.height, args.width)
     options = ControllerOptions(latency_frames=args.latency)
-    results, rows, report = [], [], {}
+    results, rows, report, warnings = [], [], {}, []
     bar = tqdm(total=len(names) * len(frames), unit='frame', desc='controllers',
                disable=args.no_progress, file=sys.stderr)
     try:
@@ -141,6 +141,9 @@ def run(args) -> int:
             result = run_closed_loop(frames, controller, sensor=sensor, seed=args.seed,
                                      noise=not args.no_noise, on_step=lambda *_: bar.update(1))
             metrics = temporal_metrics(result)
+            warning = bound_warning(metrics['summary'], f'controllers {name}')
+            if warning:
+                warnings.append(warning)
             results.append(result)
             rows.append({'controller': name, **metrics['summary']})
             report[name] = {'metrics': metrics, 'frames': result.to_dict()}
@@ -163,4 +166,6 @@ def run(args) -> int:
     print(format_table(rows))
     print(f'plot: {png}')
     print(f'metrics and per-frame settings: {js}')
+    for w in warnings:
+        sys.stderr.write(f'WARNING: {w}\n')
     return 0

@@ -167,6 +167,7 @@ def closed_loop_part(args, out: Path, device: str = 'cpu') -> dict:
     from neural_ae.core.evaluation import report as R
     from neural_ae.core.evaluation.drives import run_drive_protocol
     from neural_ae.core.evaluation.methods import build_methods
+    from neural_ae.core.metrics.temporal import bound_warning
     from neural_ae.core.paths import models_dir
 
     sensor = S.load_sensor('imx249')
@@ -179,6 +180,11 @@ def closed_loop_part(args, out: Path, device: str = 'cpu') -> dict:
                                  smoothing_options={'adaptive': {'adaptive_scale_ev': 0.5}},
                                  keep_raw_for=(drive.name,), progress=not args.no_progress)
     d = results['drives'][0]
+    warnings = list(loaded['warnings'])
+    for key, run in d.runs.items():
+        w = bound_warning(run.metrics.get('summary', {}), f'demo {d.name} / {key}')
+        if w:
+            warnings.append(w)
     exposure_png = R.plot_drive_exposure(d, out / 'exposure_tunnel_exit.png')
     grid_png = R.plot_frame_grid(d, drive.frames, sensor, out / 'frames_tunnel_exit.png')
     bag = out / 'drive_bag'
@@ -186,7 +192,7 @@ def closed_loop_part(args, out: Path, device: str = 'cpu') -> dict:
         shutil.rmtree(bag)
     _write_bag(bag, scenes, results, sensor)
     detectors = {m.name: m.detector_from for m in loaded['methods']}
-    return {'results': results, 'warnings': loaded['warnings'], 'detectors': detectors,
+    return {'results': results, 'warnings': warnings, 'detectors': detectors,
             'exposure_png': exposure_png, 'grid_png': grid_png, 'bag': bag,
             'table': R.drive_table_text(results), 'table_md': R.drive_table_md(results)}
 

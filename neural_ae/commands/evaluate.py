@@ -8,6 +8,14 @@ repeats and frames, a coarser oracle sweep: about 20-30 minutes on 2 CPU cores).
 refreshes ``BENCHMARKS.md`` and ``docs/benchmarks/``. See
 :mod:`neural_ae.core.evaluation` for the protocols and
 :mod:`neural_ae.core.evaluation.report` for the report.
+
+The bag's radiance is calibrated with ``--bag-radiance-scale`` (``auto``: a bag that
+declares e-/s as is, any other scaled to the sensor's exposure range,
+:mod:`neural_ae.core.calibration`); the factor is printed and recorded in the settings.
+Every closed-loop run whose camera sat at an exposure bound for more than 20 % of its
+frames is named in the warnings. The output folder never lies inside the bag, and a
+folder holding a previous ``report.md`` / ``results.json`` is refused unless ``--force``
+(checked before anything runs).
 """
 import datetime
 import math
@@ -20,6 +28,7 @@ import sys
 import time
 
 from neural_ae.commands._args import add_device, add_out, add_progress, apply_device_threads
+from neural_ae.commands._outputs import add_force, check_output, is_inside
 from neural_ae.core.errors import EvaluationError
 
 PROTOCOLS = ('shift', 'drive', 'bag', 'all')
@@ -52,6 +61,10 @@ def add_parser(sub) -> None:
     p.add_argument('--bag', help='HDR rosbag2 with labels.json for --protocol bag')
     p.add_argument('--bag-topic', default=None, help='radiance topic of the bag')
     p.add_argument('--bag-max-frames', type=int, default=None, help='use at most N frames')
+    p.add_argument('--bag-radiance-scale', default='auto', metavar='auto|FACTOR',
+                   help="factor from the bag's radiance to e-/s of the sensor model (auto: 1 "
+                   'for a bag that declares e-/s, else its median e_base at the geometric '
+                   'middle of the exposure range)')
     p.add_argument('--split', choices=('test', 'val'), default='test',
                    help='scene seeds: held-out test seeds (default) or validation seeds '
                    '(for tuning, e.g. the smoothing)')
@@ -67,8 +80,36 @@ def add_parser(sub) -> None:
                    help='also write BENCHMARKS.md and docs/benchmarks/*.png (repository root)')
     p.add_argument('--notes', help='Markdown file appended to the report as "Discussion" '
                    '(e.g. docs/benchmarks/notes.md)')
+    add_force(p, text='replace report.md / results.json of an earlier run in --out')
     add_progress(p)
     p.set_defaults(func=run)
+
+
+def bound_warnings(protocol, where: str = '') -> list:
+    """Warnings for the runs of a drive protocol result whose camera sat at a bound."""
+    from neural_ae.core.metrics.temporal import bound_warning
+
+    out = []
+    if protocol is None:
+        return out
+    for d in protocol.drives:
+        for key, run in d.runs.items():
+            w = bound_warning(run.metrics.get('summary', {}), f'{where}{d.name} / {key}')
+            if w:
+                out.append(w)
+    return out
+
+
+def check_out_folder(out: Path, inputs, force: bool) -> None:
+    """Refuse an output folder inside an input, or one with a report unless ``force``."""
+    for src in inputs:
+        if is_inside(out, src) or is_inside(src, out / 'report.md') or \
+                is_inside(src, out / 'results.json'):
+            raise EvaluationError(f'output folder {out} lies inside (or writes over) the '
+                                  f'input {src}: choose another --out')
+    for name in ('report.md', 'results.json'):
+        check_output(out / name, [p for p in inputs if p], force, 'report file',
+                     error=EvaluationError)
 
 
 def _git(*args) -> str:
@@ -149,7 +190,7 @@ def run(args) -> int:
     """Run the chosen protocols, print the tables, write the report."""
     import torch
     from neural_ae.core.evaluation import report as R
-    from neural_ae.core.evaluation.bag import DrivePairs, load_bag_frames
+    from neural_ae.core.evaluation.bag import DrivePairs, load_bag_drive
     from neural_ae.core.evaluation.config import (check_test_seeds, DRIVE_SEED_OFFSET,
                                                   load_eval_config)
     from neural_ae.core.evaluation.drives import make_drives, run_drive_protocol
@@ -176,6 +217,12 @@ def run(args) -> int:
     if 'bag' in protocols and not args.bag:
         raise EvaluationError('--protocol bag needs --bag PATH (an HDR rosbag2 with '
                               'labels.json)')
+    out = Path(args.out or ('out/evaluate_quick' if args.quick else 'out/evaluate'))
+    check_out_folder(out, [p for p in (args.bag, args.notes, args.config) if p], args.force)
+    if 'bag' in protocols:
+        from neural_ae.core.calibration import parse_radiance_scale
+
+        parse_radiance_scale(args.bag_radiance_scale, '--bag-radiance-scale')
     explicit = {}
     for pair in args.checkpoint:
         key, sep, value = pair.partition('=')
@@ -247,9 +294,13 @@ def run(args) -> int:
                                     progress=progress)
         print('\nDrive protocol (closed loop):')
         print(R.drive_table_text(drives))
+        warnings += bound_warnings(drives, 'drive ')
+    bag_radiance = None
     if 'bag' in protocols:
-        bag_drive = load_bag_frames(args.bag, height, width, sensor, args.bag_topic,
-                                    args.bag_max_frames)
+        bag_drive, calib = load_bag_drive(args.bag, height, width, sensor, args.bag_topic,
+                                          args.bag_max_frames, args.bag_radiance_scale)
+        bag_radiance = calib.to_dict()
+        print(f'\nBag {bag_drive.name}: {calib.describe()}')
         bag_pairs = DrivePairs(bag_drive, sensor.bayer_pattern)
         bag = {'name': bag_drive.name, 'shift': None, 'drives': None}
         if len(bag_pairs):
@@ -268,7 +319,7 @@ def run(args) -> int:
                                            keep_raw_for=(), progress=progress)
         print(f'\nBag {bag_drive.name}: closed loop:')
         print(R.drive_table_text(bag['drives']))
-    out = Path(args.out or ('out/evaluate_quick' if args.quick else 'out/evaluate'))
+        warnings += bound_warnings(bag['drives'], 'bag ')
     commit = _git('rev-parse', '--short', 'HEAD') or 'unknown'
     dirty = _git('status', '--porcelain', '--untracked-files=no')
     argv = sys.argv[sys.argv.index('evaluate') + 1:] if 'evaluate' in sys.argv else []
@@ -290,7 +341,8 @@ def run(args) -> int:
                      'drive_seeds': [drive_start, drive_start + len(cfg.drives) - 1]
                      if drive_seeds else None, 'height': height, 'width': width,
                      'models_dir': str(models), 'protocols': sorted(protocols),
-                     'quick': bool(args.quick), 'oracle_from': built['oracle_from']}}
+                     'quick': bool(args.quick), 'oracle_from': built['oracle_from'],
+                     'bag_radiance': bag_radiance}}
     written = R.write_report(out, context, shift, drives, bag, drive_frames, sensor)
     if written['targets']:
         print('\nTargets:')

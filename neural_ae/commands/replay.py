@@ -6,13 +6,31 @@ force, the controller decides the next setting, and the command takes effect
 ``latency_frames`` frames later (:func:`neural_ae.core.closed_loop.run_closed_loop`).
 Outputs:
 
-- an output rosbag2 (``-o/--out``, default ``out/replay/<bag>_<controller>``) with the raw
-  frames (``/camera/image_raw``, ``bayer_*16``) written as they are produced, and after the
-  run one JSON ``std_msgs/String`` per frame on ``/replay/settings`` (setting in force,
-  command, target, flags, raw statistics) and on ``/replay/detections`` (detector boxes
-  when ``--detector`` is given; ``{"detector": null, "detections": []}`` otherwise);
+- an output rosbag2 (``-o/--out``, default ``out/replay/<bag>_<controller>``) with, as
+  each frame is made, its raw frame (``/camera/image_raw``, ``bayer_*16``) and one JSON
+  ``std_msgs/String`` on ``/replay/settings`` (setting in force, command, target, flags,
+  raw statistics) and on ``/replay/detections`` (detector boxes when a detector runs;
+  ``{"detector": null, "detections": []}`` otherwise); its ``metadata.yaml`` records the
+  radiance scale (``custom_data``);
 - a metrics JSON (``--metrics``, default ``<out>.metrics.json``): temporal metrics of
-  :func:`neural_ae.core.metrics.temporal.temporal_metrics`, timing and run settings.
+  :func:`neural_ae.core.metrics.temporal.temporal_metrics`, the radiance scale, timing and
+  run settings; with a detector and a bag with ``labels.json``, the AP@0.5 over the
+  labelled frames (COCO images matched by ``frame_index`` or by the nearest stamp,
+  ``t_ns`` / ``stamp_ns``, within half the bag's frame period).
+
+Inputs are checked before anything is written: the bag, the sensor, the controller and
+its model file (trained controllers default to the registry's shipped model), the
+detector (``--detector``, else, for a controller that needs backbone features, the one in
+its model file), the options and the output paths. Outputs never overwrite an input
+(not even with ``--force``) nor an existing file or bag (unless ``--force``); the bag is
+written under a temporary name and renamed at the end, so a failed run leaves nothing
+that blocks the rerun.
+
+Radiance units: ``--radiance-scale auto`` (default) uses a bag that declares ``e-/s`` as
+is and scales any other so that its median ``e_base`` lands at the geometric middle of
+the sensor's exposure range (:mod:`neural_ae.core.calibration`); a number is used as the
+factor. A run whose camera sits at an exposure bound for more than 20 % of the frames is
+flagged (``at_bound`` in the metrics) and warned about.
 
 A corrupt or truncated input bag ends the replay at the last readable frame: everything
 replayed so far is written (bag and metrics, ``"error"`` set), then the command fails with
@@ -23,18 +41,22 @@ loop over any iterable of ``(t_ns, radiance)`` frames, and :func:`replay_bag` is
 command as a function.
 """
 import json
+import logging
 from pathlib import Path
 import sys
 from typing import Iterable, Optional
 
 from neural_ae.commands._args import add_device, add_out, add_progress, apply_device_threads
-from neural_ae.core.controllers import build_controller, controller_names
-from neural_ae.core.errors import BagFormatError, ConfigError
+from neural_ae.commands._outputs import add_force, check_output, write_text_atomic
+from neural_ae.core.controllers import build_controller, controller_names, get_spec
+from neural_ae.core.errors import BagFormatError, ConfigError, ModelError
 from neural_ae.core.jsonsafe import json_safe
 from neural_ae.core.replay import DETECTIONS_TOPIC, RAW_TOPIC, replay_frames, SETTINGS_TOPIC
 
 __all__ = ['DETECTIONS_TOPIC', 'parse_options', 'RAW_TOPIC', 'replay_bag', 'replay_frames',
            'run', 'SETTINGS_TOPIC']
+
+LOG = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> None:
@@ -45,9 +67,10 @@ def add_parser(sub) -> None:
     p.add_argument('bag', help='HDR rosbag2 (directory or .mcap/.db3)')
     p.add_argument('--controller', required=True, metavar='NAME',
                    help=f'controller to run: {", ".join(controller_names())}')
-    add_out(p, text='output bag directory (must not exist; default '
+    add_out(p, text='output bag directory (must not exist unless --force; default '
             'out/replay/<bag>_<controller>)', aliases=('--output',), metavar='BAG')
-    p.add_argument('--metrics', help='metrics JSON (default: <out>.metrics.json)')
+    p.add_argument('--metrics', help='metrics JSON (default: <out>.metrics.json; must not '
+                   'exist unless --force, never inside the input bag)')
     p.add_argument('--sensor', default='imx249', help='sensor preset or YAML')
     p.add_argument('--latency-frames', type=int, help='actuation latency [frames] '
                    '(default: the controller option latency_frames)')
@@ -55,14 +78,20 @@ def add_parser(sub) -> None:
     p.add_argument('--model', help='model file of a trained controller (default: the '
                    "registry's shipped model in models/)")
     p.add_argument('--detector', help='detector checkpoint: detections, and the features of '
-                   'semantic_nn / hybrid_nn')
+                   'semantic_nn / hybrid_nn (default for those: the detector in their model '
+                   'file)')
     p.add_argument('--option', action='append', default=[], metavar='KEY=VALUE',
                    help='a ControllerOptions field, value in YAML (repeatable)')
     p.add_argument('--topic', default='/hdr/image', help='radiance topic of the input bag')
-    p.add_argument('--max-frames', type=int, help='replay at most this many frames')
+    p.add_argument('--radiance-scale', default='auto', metavar='auto|FACTOR',
+                   help="factor from the bag's radiance to e-/s of the sensor model; auto "
+                   '(default): 1 for a bag that declares e-/s, else chosen so the median '
+                   'e_base lands at the geometric middle of the exposure range')
+    p.add_argument('--max-frames', type=int, help='replay at most this many frames (>= 1)')
     p.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
                    help='rosbag2 storage of the output bag (default: mcap)')
     p.add_argument('--no-noise', action='store_true', help='capture the expected image')
+    add_force(p, text='replace an existing output bag / metrics file (never the input)')
     add_progress(p, text='no progress bar')
     add_device(p, 'cpu', what='the controller network and the detector')
     p.set_defaults(func=run)
@@ -75,10 +104,58 @@ def parse_options(pairs: Iterable[str]) -> dict:
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition('=')
-        if not sep or not key:
+        if not sep or not key.strip():
             raise ConfigError(f'--option expects KEY=VALUE, got {pair!r}')
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ConfigError(f'--option {pair[:60]!r}: the value is not YAML ({first})') \
+                from None
     return out
+
+
+def _check_max_frames(max_frames) -> Optional[int]:
+    if max_frames is None:
+        return None
+    if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
+        raise ConfigError(f'--max-frames must be an integer >= 1, got {max_frames!r}')
+    return max_frames
+
+
+def _perception(controller: str, model, detector, sensor, device: str):
+    """``(perception, source)``: ``detector``, else the model file's for features, else none."""
+    from neural_ae.core.checkpoints import resolve_model_path
+    from neural_ae.core.models.perception import load_perception
+
+    if detector:
+        return load_perception(detector, sensor, device), str(detector)
+    spec = get_spec(controller)
+    if not spec.needs_features:
+        return None, None
+    if not spec.trained:
+        raise ConfigError(f'{controller} needs backbone features: give --detector')
+    path = resolve_model_path(model, spec.default_model)
+    try:  # a training checkpoint carries the detector its network was trained with
+        return load_perception(path, sensor, device), str(path)
+    except ModelError as err:
+        raise ModelError(f'{controller} needs backbone features and its model file holds no '
+                         f'usable detector; give --detector ({err})') from err
+
+
+def _labels(bag, topic: str) -> tuple:
+    """``(LabelIndex or None, stamp tolerance [ns])`` of the bag; bad labels: a warning."""
+    from neural_ae.core.bags.labels import label_index, stamp_tolerance_ns
+
+    try:
+        coco = bag.labels()
+        if coco is None:
+            return None, 0
+        index = label_index(coco, f'{bag.path}/labels.json')
+    except BagFormatError as err:
+        LOG.warning('%s; no AP for this replay', err)
+        return None, 0
+    return index, (stamp_tolerance_ns(bag.timestamps(topic)) if index.stamps_ns else 0)
 
 
 def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
@@ -87,18 +164,28 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
                model: Optional[str] = None, detector: Optional[str] = None,
                topic: str = '/hdr/image', max_frames: Optional[int] = None,
                storage: str = 'mcap', noise: bool = True, show_progress: bool = True,
-               device: str = 'cpu') -> dict:
+               device: str = 'cpu', radiance_scale='auto', force: bool = False) -> dict:
     """
     Run the ``replay`` command as a function; return the summary it prints.
 
     ``device`` (``'cpu'`` or ``'cuda'``): where a trained controller and the detector run.
-    Raises :class:`BagFormatError` (after writing everything replayed so far) when the
-    input bag is damaged, :class:`ConfigError` / ``ModelError`` for bad arguments.
+    ``radiance_scale``: ``'auto'`` or a factor (:mod:`neural_ae.core.calibration`).
+    ``force``: replace an existing output bag / metrics file (never an input). Raises
+    :class:`BagFormatError` (after writing everything replayed so far) when the input bag
+    is damaged, :class:`ConfigError` / ``ModelError`` for bad arguments, before any output
+    is created.
     """
     from neural_ae.core.bags import HDRBagWriter, open_hdr_bag
+    from neural_ae.core.bags.units import SCALE_KEY, SCALE_METHOD_KEY
+    from neural_ae.core.calibration import calibrate_bag, parse_radiance_scale, scaled
+    from neural_ae.core.loop import FrameStep
+    from neural_ae.core.metrics.temporal import bound_warning
     from neural_ae.core.sensor import load_sensor
     from tqdm import tqdm
 
+    # every input first: nothing is created until all of them are good
+    max_frames = _check_max_frames(max_frames)
+    radiance_scale = parse_radiance_scale(radiance_scale, '--radiance-scale')
     bag = open_hdr_bag(bag_path, topic=topic)
     n_total = len(bag)
     if n_total == 0:
@@ -106,41 +193,54 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
                              f'{sorted(bag.topics())}')
     sens = load_sensor(sensor)
     ctrl = build_controller(controller, options, sens, model, device=device)
-    perception = None
-    if detector:
-        from neural_ae.core.models.perception import load_perception
-        perception = load_perception(detector, sens, device)
+    perception, detector_from = _perception(controller, model, detector, sens, device)
+    step = FrameStep(ctrl, perception)
     out = Path(output) if output else (Path('out') / 'replay' /
                                        f'{Path(bag_path).name}_{controller}')
     metrics_file = Path(metrics_path) if metrics_path else Path(f'{out}.metrics.json')
-    if out.exists():
-        raise ConfigError(f'output {out} exists (bags are write-once)')
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_output(out, [bag.path], force, 'output bag', bag=True)
+    check_output(metrics_file, [bag.path, out], force, 'metrics file')
+    calib = calibrate_bag(bag, sens, radiance_scale, topic)
+    labels, tol = _labels(bag, topic) if perception is not None else (None, 0)
     total = min(n_total, max_frames) if max_frames else n_total
     bar = tqdm(total=total, unit='frame', desc=f'replay {controller}',
                disable=not show_progress, file=sys.stderr)
     try:
-        with HDRBagWriter(out, storage=storage, topic=RAW_TOPIC) as writer:
-            run = replay_frames(bag.iter_radiance(topic), ctrl, sensor=sens, writer=writer,
-                                perception=perception, latency_frames=latency_frames,
-                                seed=seed, noise=noise, max_frames=max_frames,
-                                progress=lambda: bar.update(1))
+        with HDRBagWriter(out, storage=storage, topic=RAW_TOPIC, atomic=True,
+                          replace=force) as writer:
+            writer.set_custom_data(SCALE_KEY, repr(calib.scale))
+            writer.set_custom_data(SCALE_METHOD_KEY, calib.method)
+            writer.set_custom_data('neural_ae.radiance_calibration',
+                                   json.dumps(json_safe(calib.to_dict())))
+            run = replay_frames(scaled(bag.iter_radiance(topic), calib), step, sensor=sens,
+                                writer=writer, latency_frames=latency_frames, seed=seed,
+                                noise=noise, max_frames=max_frames,
+                                progress=lambda: bar.update(1), labels=labels,
+                                label_tolerance_ns=tol)
     finally:
         bar.close()
     result = run['result']
     error = run['error']
     if error is None and bag.salvaged:
         error = bag.salvage_note
+    summ = run['metrics'].get('summary', {})
+    warning = bound_warning(summ, f'replay {controller} of {bag_path}')
+    if warning:
+        LOG.warning('%s', warning)
     summary = {'bag': str(bag_path), 'output': str(out), 'metrics_file': str(metrics_file),
                'controller': controller, 'frames': result.n_frames,
-               'frames_in_bag': n_total, 'error': error,
-               'summary': run['metrics'].get('summary', {})}
+               'frames_in_bag': n_total, 'error': error, 'detector': detector_from,
+               'radiance_scale': calib.scale, 'radiance': calib.to_dict(),
+               'at_bound': bool(summ.get('at_bound')), 'warnings': [warning] if warning else [],
+               'map50': None if run.ap is None else run.ap['map50'],
+               'labelled_frames': None if run.ap is None else run.ap['labelled_frames'],
+               'summary': summ}
     doc = {'run': {k: v for k, v in summary.items() if k != 'summary'},
            'options': ctrl.describe(), 'latency_frames': result.latency_frames,
            'seed': seed, 'noise': noise, 'timing': result.timing(),
-           'metrics': run['metrics'], 'per_frame': result.to_dict(with_frames=True)}
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
-    metrics_file.write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False))
+           'radiance': calib.to_dict(), 'metrics': run['metrics'], 'detection': run.ap,
+           'per_frame': result.to_dict(with_frames=True)}
+    write_text_atomic(metrics_file, json.dumps(json_safe(doc), indent=1, allow_nan=False))
     if error is not None:
         raise BagFormatError(f'{bag_path} is damaged: replayed {result.n_frames} readable '
                              f'frames into {out} and {metrics_file}; {error}')
@@ -156,6 +256,7 @@ def run(args) -> int:
                          model=args.model, detector=args.detector, topic=args.topic,
                          max_frames=args.max_frames, storage=args.storage,
                          noise=not args.no_noise, show_progress=not args.no_progress,
-                         device=device)
+                         device=device, radiance_scale=args.radiance_scale,
+                         force=args.force)
     print(json.dumps(summary))
     return 0

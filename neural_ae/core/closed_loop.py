@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 import itertools
 import math
-from typing import Callable, Iterable, Optional, Union
+from typing import Any, Callable, cast, Dict, Iterable, List, Optional, Protocol, Union
 
 from neural_ae.core.controllers.base import Controller, ExposureSetting
 from neural_ae.core.errors import ControllerError
@@ -45,7 +45,10 @@ class ClosedLoopResult:
     - ``illumination_scale`` (NaN where unknown) and ``event_labels`` (``''`` where
       unknown) from the scenes' meta;
     - ``controller_ms``: wall time of ``controller.step`` per frame [ms];
-    - ``raws``: the raw frames when run with ``keep_raw=True``.
+    - ``raws``: the raw frames when run with ``keep_raw=True``;
+    - ``e_lo_s``, ``e_hi_s``: the smallest and largest exposure value ``K t`` [s] the
+      controller's bounds reach (NaN where unknown), for the time spent at a bound
+      (:func:`neural_ae.core.metrics.temporal.bound_shares`).
     """
 
     controller: str
@@ -69,6 +72,8 @@ class ClosedLoopResult:
     controller_ms: np.ndarray
     event_labels: list = field(default_factory=list)
     raws: Optional[list] = None
+    e_lo_s: float = math.nan
+    e_hi_s: float = math.nan
 
     @property
     def n_frames(self) -> int:
@@ -87,7 +92,9 @@ class ClosedLoopResult:
         """JSON-friendly dict (lists); raw frames are never included."""
         out = {'controller': self.controller, 'latency_frames': self.latency_frames,
                'seed': self.seed, 'n_frames': self.n_frames, 'timing': self.timing(),
-               'event_labels': list(self.event_labels)}
+               'event_labels': list(self.event_labels),
+               'e_range_s': [None if not math.isfinite(v) else v
+                             for v in (self.e_lo_s, self.e_hi_s)]}
         if with_frames:
             for name in ('exposure_time_us', 'gain_db', 'e_s', 'command_e_s', 'target_e_s',
                          'clamped', 'converged', 'fallback', 'mean_raw_dn',
@@ -114,8 +121,14 @@ def frame_phi(frame, sensor: SensorConfig) -> tuple:
                           f'{radiance.shape}')
 
 
+class _SceneFed(Protocol):
+    """A controller with ``needs_next_scene``: it is handed the scene it will expose."""
+
+    def set_scene(self, radiance: np.ndarray) -> None: ...
+
+
 def _meta_scale(meta: dict) -> float:
-    v = meta.get('illumination_scale') if isinstance(meta, dict) else None
+    v: Any = meta.get('illumination_scale') if isinstance(meta, dict) else None
     try:
         v = float(v)
     except (TypeError, ValueError):
@@ -166,10 +179,12 @@ def run_closed_loop(frames: Iterable, controller: Union[Controller, FrameStep],
             except StopIteration:
                 return
 
-    rec = {k: [] for k in ('t', 'g', 'e', 'cmd', 'target', 'clamped', 'converged',
-                           'fallback', 'mean', 'sat', 'scene', 'ebase', 'scale', 'ms')}
-    labels, raws = [], [] if keep_raw else None
-    pending = {}
+    rec: Dict[str, list] = {k: [] for k in (
+        't', 'g', 'e', 'cmd', 'target', 'clamped', 'converged', 'fallback', 'mean', 'sat',
+        'scene', 'ebase', 'scale', 'ms')}
+    labels: List[str] = []
+    raws: Optional[list] = [] if keep_raw else None
+    pending: Dict[int, ExposureSetting] = {}
     in_force = None
     white = sensor.white_level_dn
     n = 0
@@ -196,7 +211,7 @@ def run_closed_loop(frames: Iterable, controller: Union[Controller, FrameStep],
         if wants_scene:
             k = min(latency, len(ahead) - 1)
             nxt = ahead[k] if k >= 0 else frame
-            controller.set_scene(frame_phi(nxt, sensor)[0])
+            cast(_SceneFed, controller).set_scene(frame_phi(nxt, sensor)[0])
         result = step.step(raw, in_force)
         if on_step is not None:
             on_step(n, raw, result)
@@ -219,12 +234,17 @@ def run_closed_loop(frames: Iterable, controller: Union[Controller, FrameStep],
         rec['scale'].append(_meta_scale(meta))
         rec['ms'].append(ms)
         labels.append(_meta_label(meta))
-        if keep_raw:
+        if raws is not None:  # keep_raw
             raws.append(raw)
         n += 1
 
     def arr(key, dtype=np.float64):
         return np.asarray(rec[key], dtype=dtype)
+
+    try:
+        e_lo, e_hi = (float(v) for v in controller.limits.e_bounds())
+    except AttributeError:  # a controller without resolved limits
+        e_lo = e_hi = math.nan
 
     return ClosedLoopResult(
         controller=controller.name, latency_frames=int(latency), seed=int(seed),
@@ -234,4 +254,4 @@ def run_closed_loop(frames: Iterable, controller: Union[Controller, FrameStep],
         converged=arr('converged', bool), fallback=arr('fallback', bool),
         mean_raw_dn=arr('mean'), saturated_fraction=arr('sat'), scene_mean=arr('scene'),
         e_base_s=arr('ebase'), illumination_scale=arr('scale'), controller_ms=arr('ms'),
-        event_labels=labels, raws=raws)
+        event_labels=labels, raws=raws, e_lo_s=e_lo, e_hi_s=e_hi)

@@ -2,11 +2,17 @@
 camera_sim_node: a simulated LDR raw camera replaying HDR frames, commanded like a driver.
 
 Frames come from an HDR rosbag2 (``bag``: 32FC3 radiance on ``bag_topic``, COCO labels in
-``<bag>/labels.json``) or, without a bag, from the procedural scene generator
+``<bag>/labels.json`` keyed by ``frame_index`` or by stamp, ``t_ns`` / ``stamp_ns``, matched
+to the nearest frame within half a frame period) or, without a bag, from the procedural
+scene generator
 (``scenario``: a sequence of :data:`neural_ae.core.scenes.SEQUENCE_SCENARIOS`, or ``step``:
 one static scene whose illumination is multiplied by ``step_factor`` from frame
 ``step_frame`` on). Each frame is rendered with the sensor model
-(:func:`neural_ae.core.sensor.capture_rgb`, 12-bit raw) at the exposure in force.
+(:func:`neural_ae.core.sensor.capture_rgb`, 12-bit raw) at the exposure in force. A bag's
+radiance is first multiplied by ``radiance_scale`` (:mod:`neural_ae.core.calibration`:
+``auto`` uses a bag that declares e-/s as is and scales any other so its median
+``e_base`` lands at the geometric middle of the sensor's exposure range; a number is the
+factor); the chosen factor is logged and published with every frame.
 
 Topics (relative names; remap as needed):
 
@@ -15,7 +21,8 @@ Topics (relative names; remap as needed):
 - ``camera/camera_info`` (``sensor_msgs/CameraInfo``, same header as the image);
 - ``camera/exposure`` (``std_msgs/String``, reliable, published *before* the image): a
   JSON document per frame, ``{"stamp_ns", "frame_index", "exposure_time_us", "gain_db",
-  "e_s", "command_from_frame", "latency_frames", "illumination_scale", "gt"}``: the
+  "e_s", "command_from_frame", "latency_frames", "illumination_scale", "radiance_scale",
+  "gt"}``: the
   setting that produced the frame (auto-exposure nodes use it to pair frames with
   settings), the frame after which that command arrived (-1: initial setting), the scene's
   illumination and the ground-truth boxes ``[x1, y1, x2, y2, label]``.
@@ -36,14 +43,17 @@ sequence. Rendering noise is drawn from
 repeatable.
 """
 import json
+import logging
 import math
 import queue
 import threading
 from typing import Optional
 
 from neural_ae.core.bags import open_hdr_bag
+from neural_ae.core.bags.labels import label_index, stamp_tolerance_ns
+from neural_ae.core.calibration import calibrate_bag, parse_radiance_scale
 from neural_ae.core.controllers import ExposureSetting
-from neural_ae.core.errors import ConfigError, NeuralAEError
+from neural_ae.core.errors import BagFormatError, ConfigError, NeuralAEError
 from neural_ae.core.scenes import generate_scene, iter_sequence, SEQUENCE_SCENARIOS
 from neural_ae.core.sensor import capture_rgb, load_sensor, SensorConfig
 from neural_ae.ros import params as P
@@ -63,6 +73,7 @@ SIM_SCENARIOS = tuple(SEQUENCE_SCENARIOS) + ('step',)
 DEFAULT_RATE_HZ = 30.0
 MODES = ('realtime', 'lockstep')
 _POLL_S = 0.004
+LOG = logging.getLogger(__name__)
 
 
 def sim_parameter_specs(sensor: SensorConfig) -> list:
@@ -75,6 +86,10 @@ def sim_parameter_specs(sensor: SensorConfig) -> list:
                     'synthetic scenes.', read_only=True),
         P.ParamSpec('bag_topic', '/hdr/image', 'Radiance topic in the bag (32FC3).',
                     read_only=True),
+        P.ParamSpec('radiance_scale', 'auto', 'Factor from the bag radiance to e-/s of the '
+                    'sensor model: "auto" = 1 for a bag that declares e-/s, else chosen so '
+                    'the median e_base lands at the geometric middle of the exposure range; '
+                    'or a number as text, e.g. "2.5e4" [-].', read_only=True),
         P.ParamSpec('scenario', 'tunnel_exit', 'Synthetic sequence when no bag is given.',
                     read_only=True, choices=SIM_SCENARIOS),
         P.ParamSpec('n_frames', 300, 'Frames of the synthetic sequence [frames].', 1, 1000000,
@@ -149,23 +164,44 @@ def _gt(boxes, labels) -> list:
             for b, lab in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(labels).reshape(-1))]
 
 
-def bag_frames(path: str, topic: str):
-    """Yield ``(offset_ns, radiance, gt, meta)`` from an HDR bag (labels if present)."""
+def bag_frames(path: str, topic: str, radiance_scale='auto', sensor=None,
+               calibration=None, on_calibration=None, warn=None):
+    """
+    Yield ``(offset_ns, radiance, gt, meta)`` from an HDR bag (labels if present).
+
+    The radiance is multiplied by the factor of ``calibration`` (a
+    :class:`~neural_ae.core.calibration.RadianceCalibration`), else of
+    :func:`~neural_ae.core.calibration.calibrate_bag` for ``radiance_scale`` and
+    ``sensor`` (default imx249), passed to ``on_calibration`` before the first frame.
+    Labels are looked up by frame index, else by the nearest stamp within half the bag's
+    frame period (:meth:`~neural_ae.core.bags.labels.LabelIndex.lookup`); malformed labels
+    are reported through ``warn(text)`` (default: the module logger) and left out.
+    ``meta`` holds ``bag_t_ns`` and ``radiance_scale``.
+    """
     bag = open_hdr_bag(path, topic=topic)
-    by_frame = {}
-    coco = bag.labels()
-    if coco:
-        images = {img['id']: img.get('frame_index') for img in coco.get('images', [])}
-        for ann in coco.get('annotations', []):
-            idx = images.get(ann.get('image_id'))
-            if idx is None:
-                continue
-            x, y, w, h = ann['bbox']
-            by_frame.setdefault(idx, []).append([x, y, x + w, y + h, int(ann['category_id'])])
+    if calibration is None:
+        calibration = calibrate_bag(bag, sensor or load_sensor('imx249'), radiance_scale,
+                                    topic)
+    if on_calibration is not None:
+        on_calibration(calibration)
+    index = None
+    try:
+        coco = bag.labels()
+        index = label_index(coco, str(bag.path)) if coco is not None else None
+    except BagFormatError as err:
+        (warn or LOG.warning)(f'camera_sim: {err}; replaying without labels')
+    tol = 0
+    if index is not None and index.stamps_ns:
+        tol = stamp_tolerance_ns(bag.timestamps(topic))
     t0 = None
     for k, (t_ns, radiance) in enumerate(bag.iter_radiance(topic)):
         t0 = t_ns if t0 is None else t0
-        yield t_ns - t0, radiance, by_frame.get(k, []), {'bag_t_ns': int(t_ns)}
+        found = None if index is None else index.lookup(k, int(t_ns), tol)
+        gt = [] if found is None else [
+            [round(float(v), 2) for v in box] + [int(lab)]
+            for box, lab in zip(found.boxes.reshape(-1, 4), found.labels.reshape(-1))]
+        yield (t_ns - t0, calibration.apply(radiance), gt,
+               {'bag_t_ns': int(t_ns), 'radiance_scale': calibration.scale})
 
 
 class _Prefetcher:
@@ -228,6 +264,9 @@ class CameraSimNode(Node):
         self.sensor = load_sensor(P.declare_sensor(self))
         self.specs = sim_parameter_specs(self.sensor)
         self.values = P.declare(self, self.specs)
+        self._scale_option = parse_radiance_scale(self.values['radiance_scale'],
+                                                  'parameter radiance_scale')
+        self._calibration = None
         self.encoding = f'bayer_{self.sensor.bayer_pattern.lower()}16'
         self._lock = threading.Lock()
         self._rng = np.random.default_rng(self.values['seed'])
@@ -283,9 +322,22 @@ class CameraSimNode(Node):
     def _make_iter(self):
         v = self.values
         if v['bag']:
-            return bag_frames(v['bag'], v['bag_topic'])
+            return bag_frames(v['bag'], v['bag_topic'], self._scale_option, self.sensor,
+                              self._calibration, self._on_calibration,
+                              self.get_logger().warning)
         return synthetic_frames(v['scenario'], v['n_frames'], v['seed'], v['height'],
                                 v['width'], v['rate_hz'], v['step_factor'], v['step_frame'])
+
+    def _on_calibration(self, calibration) -> None:
+        if self._calibration is None:
+            self.get_logger().info(f'camera_sim: {self.values["bag"]}: '
+                                   f'{calibration.describe()}')
+        self._calibration = calibration
+
+    @property
+    def radiance_scale(self) -> Optional[float]:
+        """Return the factor applied to the bag's radiance (None before it is chosen)."""
+        return None if self._calibration is None else self._calibration.scale
 
     def _tick(self) -> None:
         if self._finished:
@@ -359,6 +411,7 @@ class CameraSimNode(Node):
                'e_s': setting.e_s, 'command_from_frame': command_from,
                'latency_frames': self.values['latency_frames'],
                'illumination_scale': _finite_or_none(meta.get('illumination_scale')),
+               'radiance_scale': _finite_or_none(meta.get('radiance_scale', 1.0)),
                'event': bool(meta.get('event')) if not isinstance(meta.get('event'), str)
                else meta.get('event'), 'gt': gt}
         self.exposure_pub.publish(String(data=json.dumps(doc)))

@@ -5,14 +5,19 @@ A bag that rosbags cannot open (an MCAP file without index, footer or ``metadata
 left by a process that died) is read by scanning it record by record
 (:mod:`neural_ae.core.bags.salvage`): every complete chunk is recovered, the open chunk
 is lost. :func:`decode_radiance` turns an Image message into linear RGB radiance.
+:attr:`HDRBag.radiance_unit` is the unit the bag declares (``metadata.yaml``
+``custom_data``, :mod:`neural_ae.core.bags.units`), ``None`` when it declares none.
 """
 import json
 import logging
+import math
 from pathlib import Path
+from typing import Dict, Literal, Optional
 
 from neural_ae.core.bags.common import (IMAGE_MSGTYPE, LABELS_FILENAME, RADIANCE_TOPIC,
                                         TYPESTORE)
 from neural_ae.core.bags.salvage import is_mcap, iter_salvaged, salvage_index
+from neural_ae.core.bags.units import UNIT_KEY, UNITS
 from neural_ae.core.errors import BagFormatError
 from neural_ae.core.image_encodings import decode_image, ImageLayoutError, srgb_to_linear
 import numpy as np
@@ -94,10 +99,11 @@ class HDRBag:
         self.path = path
         self.radiance_topic = topic
         self.salvaged = False
-        self.salvage_note = None
+        self.salvage_note: Optional[str] = None
         self._typestore = get_typestore(TYPESTORE)
         self._source = path
-        self._conns = {}
+        self._conns: Dict[str, _Conn] = {}
+        self.custom_data: Dict[str, str] = {}
         self._open(strict)
 
     # opening -----------------------------------------------------------------------
@@ -119,6 +125,9 @@ class HDRBag:
                 for conn in reader.connections:
                     self._add_conn(conn.topic, conn.msgtype, conn.msgdef.format.name,
                                    conn.msgdef.data, conn.msgcount)
+                custom = getattr(getattr(reader.storage, 'metadata', None), 'custom', None)
+            if isinstance(custom, dict):
+                self.custom_data = {str(k): str(v) for k, v in custom.items()}
             return
         except Exception as err:
             mcap = self._mcap_file()
@@ -154,9 +163,25 @@ class HDRBag:
         """Return self (an HDRBag holds no open file)."""
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> Literal[False]:
         """Nothing to release."""
         return False
+
+    @property
+    def radiance_unit(self) -> Optional[str]:
+        """
+        Return the declared radiance unit (``'e-/s'``, ``'relative'``) or None.
+
+        None: the bag declares none (recorded by another tool, or salvaged: a damaged
+        bag has no ``metadata.yaml``). A value outside the known units is logged and
+        read as ``'relative'`` (scaled like an undeclared bag).
+        """
+        unit = self.custom_data.get(UNIT_KEY)
+        if unit is None or unit in UNITS:
+            return unit
+        logger.warning('%s declares radiance unit %r (not one of %s): read as relative',
+                       self.path, unit, ', '.join(UNITS))
+        return 'relative'
 
     def topics(self) -> dict:
         """Map every topic to its message type."""
@@ -245,11 +270,11 @@ class HDRBag:
                 ) from err
             yield t_ns, msg
 
-    def timestamps(self, topic: str = None) -> list:
+    def timestamps(self, topic: Optional[str] = None) -> list:
         """List the log times in ns of ``topic`` (default: radiance), in bag order."""
         return [t for t, _ in self._raw(topic or self.radiance_topic)]
 
-    def iter_radiance(self, topic: str = None):
+    def iter_radiance(self, topic: Optional[str] = None):
         """
         Yield ``(t_ns, radiance)`` with radiance float32 ``(H, W, 3)``, linear RGB.
 
@@ -257,19 +282,52 @@ class HDRBag:
         are replaced by 0 with a logged warning that counts them.
         """
         topic = topic or self.radiance_topic
+        self._radiance_conn(topic)
+        for t_ns, msg in self.iter_messages(topic):
+            yield t_ns, self._radiance(msg, topic, t_ns)
+
+    def _radiance_conn(self, topic: str) -> _Conn:
         conn = self._conn(topic)
         if conn.msgtype != IMAGE_MSGTYPE:
             raise BagFormatError(
                 f'topic {topic!r} of {self.path} carries {conn.msgtype}, not {IMAGE_MSGTYPE}')
-        for t_ns, msg in self.iter_messages(topic):
-            arr = decode_radiance(msg, where=f'{topic} at t_ns={t_ns}')
-            finite = np.isfinite(arr)
-            bad = arr.size - int(np.count_nonzero(finite))
-            if bad:
-                logger.warning('%s at t_ns=%d: replaced %d non-finite radiance values with 0',
-                               topic, t_ns, bad)
-                arr[~finite] = 0.0
-            yield t_ns, arr
+        return conn
+
+    @staticmethod
+    def _radiance(msg, topic: str, t_ns: int) -> np.ndarray:
+        arr = decode_radiance(msg, where=f'{topic} at t_ns={t_ns}')
+        finite = np.isfinite(arr)
+        bad = arr.size - int(np.count_nonzero(finite))
+        if bad:
+            logger.warning('%s at t_ns=%d: replaced %d non-finite radiance values with 0',
+                           topic, t_ns, bad)
+            arr[~finite] = 0.0
+        return arr
+
+    def sample_radiance(self, n: int, topic: Optional[str] = None):
+        """
+        Yield ``(frame_index, t_ns, radiance)`` for about ``n`` frames spread over the bag.
+
+        Every k-th frame from frame 0, ``k = ceil(len / n)`` (all frames when the bag has
+        at most ``n``); only those messages are deserialized and decoded (as in
+        :meth:`iter_radiance`), so one pass costs about a read of the file.
+        """
+        topic = topic or self.radiance_topic
+        conn = self._radiance_conn(topic)
+        if n < 1:
+            return
+        every = max(1, math.ceil(conn.count / n)) if conn.count else 1
+        self._ensure_type(conn)
+        for k, (t_ns, data) in enumerate(self._raw(topic)):
+            if k % every:
+                continue
+            try:
+                msg = self._typestore.deserialize_cdr(data, conn.msgtype)
+            except Exception as err:
+                raise BagFormatError(
+                    f'cannot deserialize {conn.msgtype} on {topic!r} at t_ns={t_ns}: {err}'
+                ) from err
+            yield k, t_ns, self._radiance(msg, topic, t_ns)
 
     def iter_json(self, topic: str):
         """Yield ``(t_ns, obj)`` for a topic written with :meth:`HDRBagWriter.write_json`."""

@@ -6,15 +6,31 @@ stays intact), and leaving the ``with`` block through an exception still *closes
 (index and ``metadata.yaml`` are written), so every message written before the exception
 stays readable. COCO labels given with :meth:`HDRBagWriter.write_labels` are written to
 ``<bag>/labels.json`` when the bag closes.
+
+Units: a bag that holds radiance declares its unit in ``metadata.yaml`` (``custom_data``
+key :data:`~neural_ae.core.bags.units.UNIT_KEY`; ``e-/s`` of the sensor model by default,
+:data:`~neural_ae.core.bags.units.RELATIVE` for an HDR camera's own units).
+
+Atomic bags (``atomic=True``, what the commands use): the bag is written under a hidden
+temporary folder beside the target and renamed to its name when it closes; leaving the
+``with`` block through an exception removes the temporary bag, so a failed run leaves
+nothing that blocks the next one (``replace=True`` also lets a closed atomic bag take the
+place of an existing one, for ``--force``).
 """
 import logging
+import os
 from pathlib import Path
+import shutil
+import tempfile
+from typing import Dict, List, Literal, Optional, Tuple
 
 from neural_ae.core.bags.common import (check_t_ns, default_typestore, dumps, IMAGE_MSGTYPE,
                                         RADIANCE_TOPIC, STORAGES, STRING_MSGTYPE)
 from neural_ae.core.bags.labels import resolve_label_frames, write_labels_file
+from neural_ae.core.bags.units import check_unit, E_PER_S, UNIT_KEY
 from neural_ae.core.errors import BagFormatError, HDRError
 import numpy as np
+from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Writer
 
 logger = logging.getLogger(__name__)
@@ -33,10 +49,15 @@ class HDRBagWriter:
     ``path`` is the bag directory and must not exist yet. ``topic`` is the radiance
     topic, ``frame_id`` goes into every Image header. ``typestore`` (a rosbags
     ``Typestore``) is only needed for message types outside ROS 2 kilted's standard set.
+    ``radiance_unit``: the unit declared for the radiance topic when the bag holds radiance
+    (``'e-/s'`` default, ``'relative'``, ``None``: declare nothing). ``atomic`` /
+    ``replace``: see the module docstring.
     """
 
     def __init__(self, path, storage: str = 'mcap', topic: str = RADIANCE_TOPIC,
-                 frame_id: str = 'camera', typestore=None):
+                 frame_id: str = 'camera', typestore=None,
+                 radiance_unit: Optional[str] = E_PER_S, atomic: bool = False,
+                 replace: bool = False):
         if storage not in STORAGES:
             raise BagFormatError(f'storage must be one of {sorted(STORAGES)}, got {storage!r}')
         self.path = Path(path)
@@ -44,54 +65,127 @@ class HDRBagWriter:
         self.topic = topic
         self.frame_id = frame_id
         self.typestore = typestore if typestore is not None else default_typestore()
-        self._writer = None
-        self._connections = {}
-        self._frame_t_ns = []
-        self._labels = None
+        self.radiance_unit = check_unit(radiance_unit)
+        self.atomic = bool(atomic)
+        self.replace = bool(replace) and self.atomic
+        self._work = self.path
+        self._tmp_parent: Optional[Path] = None
+        self._custom: Dict[str, str] = {}
+        self._writer: Optional[Writer] = None
+        self._connections: Dict[str, Tuple[str, Connection]] = {}
+        self._frame_t_ns: List[int] = []
+        self._labels: Optional[dict] = None
 
     # lifecycle ---------------------------------------------------------------------
     def open(self) -> 'HDRBagWriter':  # noqa: A003 - mirrors rosbags' Writer.open
         """Create the bag directory and its storage file."""
         if self._writer is not None:
             raise BagFormatError(f'bag {self.path} is already open')
-        if self.path.exists():
+        if self.path.exists() and not self.replace:
             raise BagFormatError(
                 f'refusing to write bag {self.path}: path exists (bags are write-once)')
         try:
-            writer = Writer(self.path, version=Writer.VERSION_LATEST,
+            if self.atomic:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._tmp_parent = Path(tempfile.mkdtemp(prefix=f'.{self.path.name}.partial-',
+                                                         dir=self.path.parent))
+                self._work = self._tmp_parent / self.path.name
+            writer = Writer(self._work, version=Writer.VERSION_LATEST,
                             storage_plugin=STORAGES[self.storage])
             writer.open()
         except Exception as err:
+            self._remove_partial()
             raise BagFormatError(f'cannot create bag {self.path}: {err}') from err
         self._writer = writer
         return self
 
+    def set_custom_data(self, key: str, value) -> None:
+        """Record ``key: str(value)`` in the bag's ``metadata.yaml`` (``custom_data``)."""
+        if not isinstance(key, str) or not key:
+            raise BagFormatError(f'custom_data key must be a non-empty string, got {key!r}')
+        self._custom[key] = str(value)
+
     def close(self) -> None:
-        """Write index, ``metadata.yaml`` and pending labels; safe to call twice."""
+        """Write index, ``metadata.yaml`` and pending labels (atomic: rename); safe twice."""
         writer, self._writer = self._writer, None
         if writer is None:
             return
         try:
+            custom = dict(self._custom)
+            if self._frame_t_ns and self.radiance_unit is not None:
+                custom.setdefault(UNIT_KEY, self.radiance_unit)
+            for key, value in custom.items():
+                writer.set_custom_data(key, value)
             writer.close()
         except Exception as err:
             try:
                 writer.abort()
             except Exception:  # noqa: BLE001 - already reporting the close failure
                 pass
+            self._remove_partial()
             raise BagFormatError(f'cannot close bag {self.path}: {err}') from err
-        if self._labels is not None:
-            labels = resolve_label_frames(self._labels, self._frame_t_ns, self.topic,
-                                          str(self.path))
-            write_labels_file(self.path, labels)
+        try:
+            if self._labels is not None:
+                labels = resolve_label_frames(self._labels, self._frame_t_ns, self.topic,
+                                              str(self.path))
+                write_labels_file(self._work, labels)
+            self._commit()
+        except Exception:
+            self._remove_partial()
+            raise
+
+    def _commit(self) -> None:
+        """Atomic bags: move the closed bag to its name (replacing an old one if allowed)."""
+        if self._tmp_parent is None:
+            return
+        old = None
+        try:
+            if self.path.exists():
+                if not self.replace:
+                    raise BagFormatError(f'refusing to write bag {self.path}: path appeared '
+                                         'while writing (bags are write-once)')
+                old = self._tmp_parent / '.replaced'
+                os.replace(self.path, old)
+            os.replace(self._work, self.path)
+        except OSError as err:
+            raise BagFormatError(f'cannot move the finished bag to {self.path}: {err}') from err
+        self._work = self.path
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        self._remove_partial()
+
+    def _remove_partial(self) -> None:
+        """Atomic bags: remove the temporary folder (and any partial bag in it)."""
+        parent, self._tmp_parent = self._tmp_parent, None
+        if parent is not None:
+            shutil.rmtree(parent, ignore_errors=True)
+
+    def discard(self) -> None:
+        """Abandon the bag: close it, and for an atomic bag remove what was written."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - the bag is being thrown away
+                logger.debug('closing discarded bag %s failed', self.path, exc_info=True)
+        if self.atomic:
+            self._remove_partial()
 
     def __enter__(self) -> 'HDRBagWriter':
         """Open the bag."""
         return self.open()
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        """Close the bag, also when leaving through an exception (that one propagates)."""
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
+        """
+        Close the bag, also when leaving through an exception (that one propagates).
+
+        An atomic bag left through an exception is discarded instead (nothing remains).
+        """
         if exc_type is None:
             self.close()
+            return False
+        if self.atomic:
+            self.discard()
             return False
         try:
             self.close()

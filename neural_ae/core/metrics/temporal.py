@@ -38,16 +38,29 @@ Whole run:
 - ``saturated_time``: fraction of frames with more than ``saturated_pixels`` (default 5 %)
   of their pixels at the white level;
 - ``mean_saturated_fraction``: mean over frames of the fraction of saturated pixels.
+- ``at_min_share`` / ``at_max_share``: fraction of frames whose exposure value was at the
+  smallest / largest ``K t`` the controller's bounds reach (within ``bound_tol_ev``,
+  default 0.02 EV; ``None`` when the run does not know its bounds); ``at_bound_share``
+  their sum, and ``at_bound`` True when it exceeds ``bound_share`` (default
+  :data:`AT_BOUND_SHARE`, 20 %): the camera was pinned at a bound, so the scene lies
+  outside what the sensor can expose (often a wrong radiance scale) and convergence
+  figures read as success without meaning it. :func:`bound_warning` words the warning
+  the tools print.
 """
 import math
-from typing import Optional
+from typing import List, Optional
 
 from neural_ae.core.closed_loop import ClosedLoopResult
 import numpy as np
 
+AT_BOUND_SHARE = 0.2
+"""Share of frames at an exposure bound above which a run is flagged ``at_bound``."""
+BOUND_TOL_EV = 0.02
+"""How close to a bound [EV] a frame's exposure value counts as at the bound."""
+
 
 def _merge(flags: list, min_gap: int) -> list:
-    events = []
+    events: List[List[int]] = []
     for f in sorted({int(x) for x in flags}):
         if events and f - events[-1][1] <= min_gap:
             events[-1][1] = f
@@ -112,10 +125,45 @@ def segment_metrics(result: ClosedLoopResult, start: int, stop: int,
             'oscillations': oscillations, 'flicker_ev': flicker, 'settled_offset_ev': offset}
 
 
+def bound_shares(result: ClosedLoopResult, tol_ev: float = BOUND_TOL_EV) -> tuple:
+    """
+    ``(at_min, at_max, at_either)``: fractions of frames at the bounds' ``K t`` extremes.
+
+    A frame counts when its exposure value ``e_s`` is within ``tol_ev`` of
+    ``result.e_lo_s`` (or ``e_hi_s``); ``at_either`` counts each frame once (a range
+    narrower than the tolerance has both). ``(None, None, None)`` when the bounds are
+    unknown or there are no frames.
+    """
+    lo, hi, e = result.e_lo_s, result.e_hi_s, result.e_s
+    if not (e.size and math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
+        return None, None, None
+    tol = 2.0 ** tol_ev
+    low, high = e <= lo * tol, e >= hi / tol
+    return float(np.mean(low)), float(np.mean(high)), float(np.mean(low | high))
+
+
+def bound_warning(summary: dict, what: str = 'run') -> Optional[str]:
+    """
+    Return the warning for a run flagged ``at_bound`` (see the module docstring), or None.
+
+    ``summary``: :func:`temporal_metrics` ``['summary']``; ``what`` names the run.
+    """
+    if not summary.get('at_bound'):
+        return None
+    lo, hi = summary.get('at_min_share') or 0.0, summary.get('at_max_share') or 0.0
+    share = summary.get('at_bound_share') or 0.0
+    side = 'maximum (too dark)' if hi >= lo else 'minimum (too bright)'
+    return (f'{what}: the camera sat at its {side} exposure for {100 * share:.0f} % of '
+            f'the frames (> {100 * summary.get("at_bound_threshold", AT_BOUND_SHARE):.0f} '
+            '%): the scene is outside the exposure range (a wrong radiance_scale?); '
+            'convergence figures of such a run are not meaningful')
+
+
 def temporal_metrics(result: ClosedLoopResult, converge_ev: float = 1.0 / 3.0,
                      settle_frames: int = 10, osc_threshold_ev: float = 0.1,
                      saturated_pixels: float = 0.05, events: Optional[list] = None,
-                     threshold_ev: float = 0.25) -> dict:
+                     threshold_ev: float = 0.25, bound_share: float = AT_BOUND_SHARE,
+                     bound_tol_ev: float = BOUND_TOL_EV) -> dict:
     """
     All metrics of a run: ``{'events': [...], 'initial': {...}, 'summary': {...}}``.
 
@@ -124,7 +172,9 @@ def temporal_metrics(result: ClosedLoopResult, converge_ev: float = 1.0 / 3.0,
     converged), ``overshoot_ev`` (max), ``oscillations`` (sum), ``flicker_ev`` (mean) and
     ``settled_offset_ev`` (mean of absolute values) -- the last two over the initial
     segment when there is no event; over the run: ``saturated_time``,
-    ``mean_saturated_fraction``, ``fallback_frames``, ``controller_ms_median`` / ``_p90``.
+    ``mean_saturated_fraction``, ``fallback_frames``, ``controller_ms_median`` / ``_p90``,
+    ``at_min_share`` / ``at_max_share`` / ``at_bound_share`` and the flag ``at_bound``
+    (share above ``bound_share``, see :func:`bound_shares`).
     """
     n = result.n_frames
     if events is None:
@@ -157,7 +207,12 @@ def temporal_metrics(result: ClosedLoopResult, converge_ev: float = 1.0 / 3.0,
         'controller_ms_median': timing['median_ms'],
         'controller_ms_p90': timing['p90_ms'],
     }
+    at_min, at_max, share = bound_shares(result, bound_tol_ev)
+    summary.update({'at_min_share': at_min, 'at_max_share': at_max, 'at_bound_share': share,
+                    'at_bound': bool(share is not None and share > bound_share),
+                    'at_bound_threshold': bound_share})
     return {'events': per_event, 'initial': initial, 'summary': summary,
             'definitions': {'converge_ev': converge_ev, 'settle_frames': settle_frames,
                             'osc_threshold_ev': osc_threshold_ev,
-                            'saturated_pixels': saturated_pixels}}
+                            'saturated_pixels': saturated_pixels,
+                            'bound_share': bound_share, 'bound_tol_ev': bound_tol_ev}}

@@ -88,7 +88,7 @@ def test_adding_a_controller_is_one_class_and_one_registration(half):
     assert loop.e_s[-1] < loop.e_s[0]
     run = replay_frames([(k, f) for k, f in enumerate(_frames(4))],
                         C.make_controller('half_test', sensor=SENSOR))
-    assert run.result.n_frames == 4 and run.detections == [None] * 4
+    assert run.result.n_frames == 4 and run.detection_frames == 0
     spec = next(p for p in ae_parameter_specs(SENSOR) if p.name == 'controller')
     assert 'half_test' in spec.choices
 
