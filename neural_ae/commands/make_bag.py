@@ -215,8 +215,8 @@ def run(args) -> int:
     from neural_ae.core.scenes import to_coco
     from tqdm import tqdm
 
-    if not args.rate_hz > 0:
-        raise ConfigError(f'--rate-hz must be > 0, got {args.rate_hz}')
+    if not 1e-3 <= args.rate_hz <= 1e4:
+        raise ConfigError(f'--rate-hz must be in [0.001, 10000] Hz, got {args.rate_hz}')
     out = Path(output_path(args))
     inputs = [args.brackets, args.labels] + list(args.hdr or [])
     check_output(out, [p for p in inputs if p], args.force, 'output bag', bag=True,

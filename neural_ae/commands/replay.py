@@ -115,12 +115,15 @@ def parse_options(pairs: Iterable[str]) -> dict:
     return out
 
 
-def _check_max_frames(max_frames) -> Optional[int]:
-    if max_frames is None:
+def _check_int(name: str, value, low: int, high: Optional[int] = None) -> Optional[int]:
+    """Return ``value`` (None passes) or a one-line :class:`ConfigError` naming ``name``."""
+    if value is None:
         return None
-    if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
-        raise ConfigError(f'--max-frames must be an integer >= 1, got {max_frames!r}')
-    return max_frames
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
+            high is not None and value > high):
+        rule = f'>= {low}' if high is None else f'in [{low}, {high}]'
+        raise ConfigError(f'{name} must be an integer {rule}, got {value!r}')
+    return value
 
 
 def _perception(controller: str, model, detector, sensor, device: str):
@@ -184,7 +187,9 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
     from tqdm import tqdm
 
     # every input first: nothing is created until all of them are good
-    max_frames = _check_max_frames(max_frames)
+    max_frames = _check_int('--max-frames', max_frames, 1)
+    _check_int('--seed', seed, 0, 2 ** 32 - 1)
+    _check_int('--latency-frames', latency_frames, 0, 30)
     radiance_scale = parse_radiance_scale(radiance_scale, '--radiance-scale')
     bag = open_hdr_bag(bag_path, topic=topic)
     n_total = len(bag)

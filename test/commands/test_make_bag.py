@@ -141,3 +141,10 @@ def test_stamp_keyed_labels_match_the_nearest_frame(tmp_path, hdr_dir):
     img = open_hdr_bag(tmp_path / 'b').labels()['images'][0]
     assert img['frame_index'] == 2 and img['t_ns'] == 2 * 33_333_333
     assert img['label_t_ns'] == 2 * 33_333_333 + 4_000_000
+
+
+@pytest.mark.parametrize('rate', ['0', '-5', 'inf', 'nan', '1e-30'])
+def test_bad_rates_are_one_line(tmp_path, capsys, rate):
+    assert cli(['make-bag', str(tmp_path / 'b'), '--frames', '2', '--rate-hz', rate,
+                '--no-progress', *SIZE]) == 2
+    assert '--rate-hz' in _err(capsys) and not (tmp_path / 'b').exists()

@@ -104,6 +104,8 @@ def test_existing_outputs_need_force(bag, tmp_path, capsys):
     (['--option', '=3'], 'KEY=VALUE'),
     (['--max-frames', '-3'], '--max-frames must be an integer >= 1'),
     (['--max-frames', '0'], '--max-frames must be an integer >= 1'),
+    (['--seed', '-1'], '--seed must be an integer in [0, '),
+    (['--latency-frames', '-1'], '--latency-frames must be an integer in [0, 30]'),
     (['--radiance-scale', '-2'], '--radiance-scale'),
     (['--radiance-scale', 'bright'], '--radiance-scale'),
     (['--radiance-scale', 'nan'], '--radiance-scale'),
