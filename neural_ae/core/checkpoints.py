@@ -23,8 +23,8 @@ other relative names are looked up in the package's ``models/`` folder.
 import math
 from pathlib import Path
 import re
-import warnings
 from typing import Any, Optional, Sequence, Type, Union
+import warnings
 
 from neural_ae.core.errors import ModelError, NeuralAEError
 from neural_ae.core.paths import models_dir

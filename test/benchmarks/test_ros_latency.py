@@ -108,8 +108,8 @@ def _records(delivery_ns, wait_ns, proc_ns, to_driver_ns, n=5, period_ns=10_000_
                          'max_occupancy': 1, 'max_in_node': 1},
              'node': {'frames_processed': n, 'bad_frames': 0, 'errors': 0, 'last_error': ''},
              'drained': True, 'warmup_ms': 1.0, 'decisions_not_sent': 0,
-             'actuator': {k: 0 for k in ('sent', 'succeeded', 'rejected', 'timeouts',
-                                         'coalesced', 'unavailable')},
+             'actuator': dict.fromkeys(('sent', 'succeeded', 'rejected', 'timeouts',
+                                        'coalesced', 'unavailable'), 0),
              'perception_ms': [], 'isp_ms': [], 'layer2_shape': None}
     return cam, child
 

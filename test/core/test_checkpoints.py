@@ -226,7 +226,7 @@ def test_training_checkpoint_loads_both_parts(trained):
     (lambda ck: ck.update(config='hybrid'), 'config must be a mapping with string keys'),
     (lambda ck: ck['config'].update(height=2 ** 40), 'config.height must be an integer in '
                                                      '[64, 8192], got 1099511627776'),
-    (lambda ck: ck['config'].update(width='96'), "config.width must be an integer in [64, "
+    (lambda ck: ck['config'].update(width='96'), 'config.width must be an integer in [64, '
                                                  "8192], got '96'"),
     (lambda ck: ck['config'].update(height=65), 'must be even, got 65 x 96'),
     (lambda ck: ck['config'].update(detector={'widths': [8, 8, 128, 16, 2 ** 40]}),
@@ -260,7 +260,7 @@ def test_training_checkpoint_metadata_is_checked_by_load_perception(trained, tmp
     (lambda ck: ck.update(feature_dim=2 ** 40), 'feature_dim must be an integer in [1, 4096]'),
     (lambda ck: ck.update(m_exp=1e300), 'm_exp must be a finite number in (1, 1000]'),
     (lambda ck: [ck.pop(k) for k in ('state_dict', 'mode', 'm_exp', 'feature_dim')] and
-     ck['config'].update(ae='fixed'), "holds no exposure network: it was trained with "
+     ck['config'].update(ae='fixed'), 'holds no exposure network: it was trained with '
                                       "ae='fixed'"),
 ])
 def test_training_checkpoint_metadata_is_checked_by_load_exposure_model(trained, tmp_path,
@@ -287,7 +287,7 @@ def test_training_checkpoint_without_state_dict_uses_the_ae_weights(trained, tmp
      'detector.fpn_layers must hold integers in [1, 4]'),
     ({'detector': {}, 'detector_config': {'anchor_sizes': [[16]] * 100}},
      'detector.anchor_sizes holds more than 64 numbers'),
-    ({'detector': {'w': torch.zeros(1)}}, "does not match the detector"),
+    ({'detector': {'w': torch.zeros(1)}}, 'does not match the detector'),
     ({'state_dict': ExposureNet('semantic').state_dict()}, 'does not match the detector'),
 ])
 def test_plain_detector_checkpoint_metadata_is_checked(tmp_path, ckpt, needle):

@@ -197,7 +197,7 @@ def test_bad_parameters_are_rejected_with_a_reason(rig):
             ('controller', 'oracle', "controller: 'oracle' is not one of"),
             ('min_exposure_us', 20000.0, 'min_exposure_us 20000.0 > max_exposure_us'),
             ('fixed_gain_db', -0.5, 'fixed_gain_db'),
-            ('controller', 'hybrid_nn', 'model file for hybrid_nn: not found: '
+            ('controller', 'hybrid_nn', 'model file for hybrid_nn not found: '
              '/nonexistent/hybrid.pt'),
             ('bit_shift', 6, 'bit_depth 12 + bit_shift 6 exceeds the 16 bits'),
             ('sensor', 'imx490', 'read-only parameter: sensor')):

@@ -157,8 +157,8 @@ class TrainConfig:
         if self.optimizer not in OPTIMIZERS:
             bad(f'optimizer must be one of {"|".join(OPTIMIZERS)}, got {self.optimizer!r}')
         sizes = (self.height, self.width)
-        if all(isinstance(v, int) for v in sizes) and (min(sizes) < 64 or self.height % 2 or
-                                                        self.width % 2):
+        if all(isinstance(v, int) for v in sizes) and \
+                (min(sizes) < 64 or self.height % 2 or self.width % 2):
             bad(f'height and width must be even and >= 64, got {self.height} x {self.width}')
         for name, (ilo, ihi) in INT_BOUNDS.items():
             v = getattr(self, name)

@@ -49,7 +49,7 @@ def _without_bbox():
     ({'images': [{'id': 1}]}, 'image id 1 needs "frame_index" or a stamp'),
     ({'images': [{'id': 1, 'frame_index': -1}]}, 'frame_index must be an integer >= 0'),
     ({'images': [{'id': 1, 'frame_index': 1.5}]}, 'frame_index must be an integer >= 0'),
-    ({'images': [{'id': 1, 't_ns': 'soon'}]}, "t_ns must be an integer in [0, 2**63) ns"),
+    ({'images': [{'id': 1, 't_ns': 'soon'}]}, 't_ns must be an integer in [0, 2**63) ns'),
     ({'images': [{'id': 1, 'stamp_ns': -5}]}, 'stamp_ns must be an integer in [0, 2**63)'),
     ({'images': [{'id': 1, 't_ns': 5, 'stamp_ns': 6}]}, 'has t_ns 5 and stamp_ns 6'),
     ({'images': [{'id': 1, 't_ns': 5}, {'id': 1, 't_ns': 6}]}, 'image id 1 appears twice'),
@@ -219,8 +219,8 @@ def test_stamp_labels_of_a_bag_through_the_writer(tmp_path):
             writer.write_radiance(5_000 + k * PERIOD, rng.random((4, 6, 3)).astype(np.float32))
     write_coco_labels(tmp_path / 'b', {'images': [{'id': 'x', 'stamp_ns': 5_000 + PERIOD - 7}]})
     img, = open_hdr_bag(tmp_path / 'b').labels()['images']
-    assert (img['frame_index'], img['t_ns'], img['stamp_ns']) == (1, 5_000 + PERIOD,
-                                                                   5_000 + PERIOD - 7)
+    assert (img['frame_index'], img['t_ns'], img['stamp_ns']) == \
+        (1, 5_000 + PERIOD, 5_000 + PERIOD - 7)
 
 
 @pytest.mark.parametrize('text, needle', [
