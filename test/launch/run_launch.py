@@ -5,6 +5,7 @@ Usage: ``python run_launch.py FILE [name:=value ...]``. Exit code: the service's
 The tests start it in its own process group with the prefix and the ``launch`` packages
 on ``PYTHONPATH`` and stop it like Ctrl-C does (SIGINT to the group); it is not a test.
 """
+import signal
 import sys
 
 from launch import LaunchDescription, LaunchService
@@ -14,6 +15,10 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 
 def main(argv) -> int:
     """Include ``argv[0]`` with the ``name:=value`` arguments that follow; run until done."""
+    # A shell that runs a job in the background hands it SIGINT ignored (and Python then
+    # keeps it ignored): take Ctrl-C back, so the tests' SIGINT stops the service and its
+    # nodes (which inherit the default on exec) as in a terminal.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     path, arguments = argv[0], argv[1:]
     pairs = []
     for text in arguments:
