@@ -72,6 +72,10 @@ def add_parser(sub) -> None:
     p.add_argument('--repeats', type=int, help='override the number of repeats')
     p.add_argument('--adaptive-mu', type=float, help='override adaptive_mu')
     p.add_argument('--adaptive-scale-ev', type=float, help='override adaptive_scale_ev')
+    p.add_argument('--latency', metavar='L[,L...]',
+                   help='actuation latencies of the drive protocol [frames], comma-separated, '
+                   'each in [0, 30] (e.g. 0,1,2; default: config latency_frames, [0]); one '
+                   'table per latency')
     p.add_argument('--sensor', default='imx249', help='sensor preset or YAML')
     add_device(p, 'auto', threads=1, what='the detectors')
     add_out(p, text='output folder (default: out/evaluate, with --quick out/evaluate_quick)',
@@ -192,8 +196,8 @@ def run(args) -> int:
     from neural_ae.core.evaluation import report as R
     from neural_ae.core.evaluation.bag import DrivePairs, load_bag_drive
     from neural_ae.core.evaluation.config import (check_test_seeds, DRIVE_SEED_OFFSET,
-                                                  load_eval_config)
-    from neural_ae.core.evaluation.drives import make_drives, run_drive_protocol
+                                                  load_eval_config, parse_latencies)
+    from neural_ae.core.evaluation.drives import make_drives, run_drive_latencies
     from neural_ae.core.evaluation.methods import build_methods, method_names
     from neural_ae.core.evaluation.oracle import OracleSpec
     from neural_ae.core.evaluation.shift import procedural_pairs, run_shift_protocol
@@ -206,7 +210,10 @@ def run(args) -> int:
     methods = None
     if args.methods:
         methods = tuple(m.strip() for m in args.methods.split(',') if m.strip())
-    cfg = load_eval_config(config, quick=args.quick, methods=methods,
+    latency = None
+    if getattr(args, 'latency', None) is not None:
+        latency = parse_latencies(args.latency)
+    cfg = load_eval_config(config, quick=args.quick, methods=methods, latency_frames=latency,
                            shift_pairs=args.pairs, shift_repeats=args.repeats,
                            adaptive_mu=args.adaptive_mu,
                            adaptive_scale_ev=args.adaptive_scale_ev,
@@ -288,13 +295,15 @@ def run(args) -> int:
         if oracle is not None and cfg.drive_oracle:
             d_oracle = OracleSpec(oracle.perception, oracle.detector_from,
                                   cfg.drive_oracle_sweep, cfg.drive_oracle_range_ev)
-        drives = run_drive_protocol(drive_list, built['methods'], sensor,
-                                    cfg.drive_smoothings, cfg.smoothing_options(), d_oracle,
-                                    cfg.latency_frames, seed=cfg.noise_seed,
-                                    progress=progress)
+        drives = run_drive_latencies(drive_list, built['methods'], sensor,
+                                     cfg.drive_smoothings, cfg.smoothing_options(), d_oracle,
+                                     cfg.latency_frames, seed=cfg.noise_seed,
+                                     progress=progress)
         print('\nDrive protocol (closed loop):')
-        print(R.drive_table_text(drives))
-        warnings += bound_warnings(drives, 'drive ')
+        print(R.drive_tables_text(drives))
+        for res in drives:
+            where = f'drive latency {res.latency_frames} ' if len(drives) > 1 else 'drive '
+            warnings += bound_warnings(res, where)
     bag_radiance = None
     if 'bag' in protocols:
         bag_drive, calib = load_bag_drive(args.bag, height, width, sensor, args.bag_topic,
@@ -313,13 +322,15 @@ def run(args) -> int:
         else:
             warnings.append(f'bag {args.bag}: no consecutive pair with a labelled second '
                             f'frame; shift protocol skipped')
-        bag['drives'] = run_drive_protocol([bag_drive], built['methods'], sensor,
-                                           cfg.drive_smoothings, cfg.smoothing_options(),
-                                           None, cfg.latency_frames, seed=cfg.noise_seed,
-                                           keep_raw_for=(), progress=progress)
+        bag['drives'] = run_drive_latencies([bag_drive], built['methods'], sensor,
+                                            cfg.drive_smoothings, cfg.smoothing_options(),
+                                            None, cfg.latency_frames, seed=cfg.noise_seed,
+                                            keep_raw_for=(), progress=progress)
         print(f'\nBag {bag_drive.name}: closed loop:')
-        print(R.drive_table_text(bag['drives']))
-        warnings += bound_warnings(bag['drives'], 'bag ')
+        print(R.drive_tables_text(bag['drives']))
+        for res in bag['drives']:
+            where = f'bag latency {res.latency_frames} ' if len(bag['drives']) > 1 else 'bag '
+            warnings += bound_warnings(res, where)
     commit = _git('rev-parse', '--short', 'HEAD') or 'unknown'
     dirty = _git('status', '--porcelain', '--untracked-files=no')
     argv = sys.argv[sys.argv.index('evaluate') + 1:] if 'evaluate' in sys.argv else []

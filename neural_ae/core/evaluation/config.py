@@ -15,9 +15,11 @@ from typing import Sequence
 
 from neural_ae.core.errors import EvaluationError
 from neural_ae.core.evaluation.methods import method_names
+import numpy as np
 
-__all__ = ['check_test_seeds', 'DRIVE_SCENARIOS', 'DRIVE_SEED_OFFSET', 'EvalConfig',
-           'load_eval_config', 'seed_ranges', 'SHIFT_LEVELS', 'SMOOTHINGS', 'TEST_SEED_START']
+__all__ = ['check_latencies', 'check_test_seeds', 'DRIVE_SCENARIOS', 'DRIVE_SEED_OFFSET',
+           'EvalConfig', 'load_eval_config', 'MAX_LATENCY_FRAMES', 'parse_latencies',
+           'seed_ranges', 'SHIFT_LEVELS', 'SMOOTHINGS', 'TEST_SEED_START']
 
 TEST_SEED_START = 2_000_000
 """First test scene seed (``TrainConfig.test_seed_start``); never trained on."""
@@ -29,6 +31,45 @@ DRIVE_SCENARIOS = ('tunnel_exit', 'tunnel_in_out', 'low_sun', 'night_headlights'
 """Drive scenarios of the drive protocol (``step10x``: :func:`~.drives.step_drive`)."""
 SMOOTHINGS = ('ema', 'adaptive')
 """Smoothings the trained controllers run with in the drives (once each)."""
+MAX_LATENCY_FRAMES = 30
+"""Largest actuation latency of the drive protocol [frames]."""
+
+
+def check_latencies(value, where: str = 'latency_frames') -> tuple:
+    """
+    Validate actuation latencies: an int or a list of ints in ``[0, MAX_LATENCY_FRAMES]``.
+
+    A single int means a one-element list. Returns a tuple of ints (order kept); raises
+    :class:`EvaluationError` for an empty list, a non-integer, a value out of range or a
+    repeated value.
+    """
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not items:
+        raise EvaluationError(f'{where}: give at least one latency [frames]')
+    out = []
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise EvaluationError(f'{where}: latencies must be integers [frames], got {v!r}')
+        if not 0 <= int(v) <= MAX_LATENCY_FRAMES:
+            raise EvaluationError(f'{where}: latency {int(v)} out of range; each must be in '
+                                  f'[0, {MAX_LATENCY_FRAMES}] frames')
+        if int(v) in out:
+            raise EvaluationError(f'{where}: latency {int(v)} given twice')
+        out.append(int(v))
+    return tuple(out)
+
+
+def parse_latencies(text: str, where: str = '--latency') -> tuple:
+    """Parse a comma-separated latency list (``'0,1,2'``); validated by :func:`check_latencies`."""
+    parts = [t.strip() for t in str(text).split(',')]
+    values = []
+    for t in parts:
+        try:
+            values.append(int(t, 10))
+        except ValueError as err:
+            raise EvaluationError(f'{where}: expected comma-separated integers [frames], e.g. '
+                                  f'0,1,2; got {text!r}') from err
+    return check_latencies(values, where)
 
 
 def seed_ranges(cfg) -> dict:
@@ -97,7 +138,7 @@ class EvalConfig:
     ema_mu: float = 0.9
     adaptive_mu: float = 0.9
     adaptive_scale_ev: float = 1.0
-    latency_frames: int = 0
+    latency_frames: tuple = (0,)
     drive_oracle: bool = True
     drive_oracle_sweep: int = 11
     drive_oracle_range_ev: float = 5.0
@@ -120,6 +161,8 @@ class EvalConfig:
         self.drives = tuple((str(d[0]), int(d[1])) for d in self.drives)
         if any(n < 2 for _, n in self.drives):
             bad(f'every drive needs >= 2 frames, got {self.drives}')
+        self.latency_frames = check_latencies(self.latency_frames,
+                                              'evaluate config: latency_frames')
         self.drive_smoothings = tuple(self.drive_smoothings)
         if any(s not in ('none', 'ema', 'adaptive') for s in self.drive_smoothings):
             bad(f'drive_smoothings must be none|ema|adaptive, got {self.drive_smoothings}')

@@ -15,7 +15,9 @@ sweeps (:class:`~.oracle.DetectorOracle`) around each frame's ``e_base``.
 
 Results are typed: :func:`run_drive` returns a :class:`DriveRun`,
 :func:`run_drive_protocol` a :class:`DriveProtocolResult` of :class:`DriveResult`
-objects; all three also read as mappings (``run['ap']``).
+objects; all three also read as mappings (``run['ap']``). :func:`run_drive_latencies`
+runs the protocol once per actuation latency (one :class:`DriveProtocolResult` each, with
+its ``latency_frames``); :func:`step_response` reads the exposure after the 10x step.
 """
 from dataclasses import dataclass, field
 import time
@@ -32,7 +34,8 @@ from neural_ae.core.metrics.detection import DetectionAccumulator
 import numpy as np
 
 __all__ = ['Drive', 'DriveProtocolResult', 'DriveResult', 'DriveRun', 'Frame', 'make_drives',
-           'run_drive', 'run_drive_protocol', 'sequence_drive', 'step_drive']
+           'run_drive', 'run_drive_latencies', 'run_drive_protocol', 'sequence_drive',
+           'step_drive', 'step_response']
 
 
 @dataclass
@@ -267,3 +270,56 @@ def run_drive_protocol(drives: Sequence[Drive], methods: Sequence[Method], senso
     bar.close()
     return DriveProtocolResult(out, time.perf_counter() - t0, latency_frames,
                                list(smoothings), smoothing_options)
+
+
+def run_drive_latencies(drives: Sequence[Drive], methods: Sequence[Method], sensor=None,
+                        smoothings: Sequence[str] = SMOOTHINGS,
+                        smoothing_options: Optional[dict] = None,
+                        oracle: Optional[OracleSpec] = None,
+                        latencies: Sequence[int] = (0,), seed: int = 0,
+                        keep_raw_for: Sequence[str] = ('tunnel_exit',),
+                        progress: bool = False) -> List[DriveProtocolResult]:
+    """
+    Run :func:`run_drive_protocol` once per actuation latency (in the order given).
+
+    ``latencies``: ints in ``[0, 30]`` frames, no repeats (an int means one latency). Raw
+    frames are kept for ``keep_raw_for`` at the first latency only (the frame grid).
+    Returns one :class:`DriveProtocolResult` per latency; its ``latency_frames`` says which.
+    """
+    from neural_ae.core.evaluation.config import check_latencies
+
+    lats = check_latencies(latencies, 'run_drive_latencies')
+    out = []
+    for j, lat in enumerate(lats):
+        out.append(run_drive_protocol(drives, methods, sensor, smoothings, smoothing_options,
+                                      oracle, lat, seed=seed,
+                                      keep_raw_for=keep_raw_for if j == 0 else (),
+                                      progress=progress))
+    return out
+
+
+def step_response(run: DriveRun, factor: float = 10.0) -> Optional[np.ndarray]:
+    """
+    Exposure in force after the first upward step of a step drive, in EV vs before it.
+
+    Element ``j`` is ``log2(e[a + j] / e[a - 1])`` for frames ``a .. `` up to the next
+    illumination event (``a``: the first frame at ``factor`` times the light, found from
+    the run's ``illumination_scale``); a full correction ends at ``-log2(factor)``. None
+    when the run has no upward step.
+    """
+    r = run.result
+    scale = np.asarray(r.illumination_scale, np.float64)
+    e = np.asarray(r.e_s, np.float64)
+    if scale.size < 2 or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        return None
+    d = np.diff(np.log2(scale))
+    ups = np.nonzero(d > 0.5 * np.log2(factor))[0]
+    if not ups.size:
+        return None
+    a = int(ups[0]) + 1
+    later = np.nonzero(np.abs(d[a:]) > 0.25)[0]
+    stop = a + int(later[0]) + 1 if later.size else len(e)
+    before = e[a - 1]
+    if not (np.isfinite(before) and before > 0):
+        return None
+    return np.log2(np.maximum(e[a:stop], 1e-30) / before)

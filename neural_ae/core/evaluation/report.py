@@ -12,6 +12,9 @@ Figures (matplotlib, Agg backend):
 - ``shift_map.png``: mAP per method per shift level, error bars = std over repeats;
 - ``drive_tunnel_exit_exposure.png`` (and ``drive_step10x_exposure.png``): exposure in
   force per frame for each method, with the scene's mid-grey exposure;
+- ``drive_step_response.png``: exposure (EV relative to the frame before) vs frame after
+  the 10x step of the ``step10x`` drive, one panel per actuation latency, one line per
+  controller (and smoothing);
 - ``frame_grid.png``: the same frame (just after the tunnel exit) as captured under each
   method, rendered with :func:`neural_ae.core.preview.render_raw`, ground truth dashed,
   detections with confidence >= 0.5 drawn.
@@ -20,9 +23,10 @@ import json
 import math
 from pathlib import Path
 import shutil
-from typing import List, Optional
+from typing import List, Optional, Sequence, Union
 
-from neural_ae.core.evaluation.drives import DriveProtocolResult, DriveResult, DriveRun
+from neural_ae.core.evaluation.drives import (DriveProtocolResult, DriveResult, DriveRun,
+                                              step_response)
 from neural_ae.core.evaluation.methods import baseline_names, method_label
 from neural_ae.core.jsonsafe import json_safe
 from neural_ae.core.metrics.detection import CLASSES
@@ -183,6 +187,38 @@ def drive_table_text(drives: DriveProtocolResult) -> str:
                                                             for c in _drive_cells(run)))
         out.append('')
     return '\n'.join(out).rstrip()
+
+
+def latency_results(drives) -> List[DriveProtocolResult]:
+    """Drive results as a list, one per latency (None: empty; one result: a list of it)."""
+    if drives is None:
+        return []
+    if isinstance(drives, DriveProtocolResult):
+        return [drives]
+    return list(drives)
+
+
+def drive_tables_md(drives) -> str:
+    """
+    :func:`drive_table_md` per latency, each headed ``latency L frames``.
+
+    ``drives``: one :class:`DriveProtocolResult` or a list (one per latency); a single
+    latency gives exactly :func:`drive_table_md`.
+    """
+    results = latency_results(drives)
+    if len(results) == 1:
+        return drive_table_md(results[0])
+    return '\n\n'.join(f'#### latency {r.latency_frames} frames\n\n{drive_table_md(r)}'
+                       for r in results)
+
+
+def drive_tables_text(drives) -> str:
+    """Plain-text version of :func:`drive_tables_md`."""
+    results = latency_results(drives)
+    if len(results) == 1:
+        return drive_table_text(results[0])
+    return '\n\n'.join(f'=== latency {r.latency_frames} frames ===\n{drive_table_text(r)}'
+                       for r in results)
 
 
 def step_events_md(drives: DriveProtocolResult, name: str = 'step10x') -> str:
@@ -374,6 +410,50 @@ def plot_drive_exposure(drive: DriveResult, path: Path) -> Path:
     return path
 
 
+def plot_step_response(drives, path: Path, name: str = 'step10x') -> Optional[Path]:
+    """
+    Exposure after the 10x step of drive ``name``: one panel per latency, a line per run.
+
+    Y: ``log2(e / e_before)`` [EV] (:func:`~.drives.step_response`), the full correction
+    ``-log2(10)`` dashed; x: frames after the step. None (no file) when no result has the
+    drive or no run of it has an upward step.
+    """
+    panels = []
+    for res in latency_results(drives):
+        drive = next((d for d in res.drives if d.name == name), None)
+        if drive is None:
+            continue
+        lines = [(k, step_response(r)) for k, r in drive.runs.items()]
+        lines = [(k, y) for k, y in lines if y is not None and y.size]
+        if lines:
+            panels.append((res.latency_frames, drive, lines))
+    if not panels:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 2.4, 4.2),
+                             sharey=True, squeeze=False)
+    full = -math.log2(10.0)
+    for j, (ax, (lat, drive, lines)) in enumerate(zip(axes[0], panels)):
+        for key, y in lines:
+            ls = ':' if key == 'oracle' else '--' if key.endswith('+ema') else '-'
+            ax.plot(np.arange(y.size), y, ls=ls, lw=1.0 if key == 'oracle' else 1.5,
+                    marker='.', ms=3, label=method_label(key))
+        ax.axhline(full, color='black', ls='-.', lw=1.0, label='full correction (-log2 10)')
+        ax.axhline(0.0, color='0.5', lw=0.6)
+        ax.set_title(f'latency {lat} frames ({drive.name}, seed {drive.seed})')
+        ax.set_xlabel('frame after the 10x step')
+        if j == 0:
+            ax.set_ylabel('exposure vs before the step [EV]')
+        ax.grid(True, alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle('Step response: exposure in force after a 10x illumination step')
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def grid_frame_index(drive: DriveResult, after: int = 2) -> int:
     """Frame shown in the grid: ``after`` frames after the first illumination event."""
     from neural_ae.core.metrics.temporal import find_events
@@ -453,20 +533,27 @@ def drives_json(drives: DriveProtocolResult) -> dict:
 
 
 def write_report(out_dir, context: dict, shift: Optional[dict] = None,
-                 drives: Optional[DriveProtocolResult] = None, bag: Optional[dict] = None,
-                 drive_frames: Optional[dict] = None, sensor=None) -> dict:
+                 drives: Union[None, DriveProtocolResult, Sequence[DriveProtocolResult]] = None,
+                 bag: Optional[dict] = None, drive_frames: Optional[dict] = None,
+                 sensor=None) -> dict:
     """
     Write ``report.md``, ``results.json`` and the PNG figures to ``out_dir``.
 
     ``context``: ``command``, ``date``, ``machine``, ``commit``, ``settings`` (dict),
     ``warnings`` (list), ``checkpoints`` (list of lines), ``seconds``. ``bag``:
     ``{'name', 'shift', 'drives'}`` for the bag protocol. ``drive_frames``: drive name ->
-    frame list (ground truth for the frame grid). Returns ``{'report', 'results',
+    frame list (ground truth for the frame grid). ``drives`` (and ``bag['drives']``): one
+    :class:`DriveProtocolResult` or a list, one per latency: tables per latency, targets,
+    exposure figures and ``results.json['drives']`` from the first; with more than one,
+    ``results.json['drives_by_latency']`` holds them all. Returns ``{'report', 'results',
     'figures': [paths], 'targets': [...]}``.
     """
     from neural_ae.core.sensor import load_sensor
 
     sensor = sensor or load_sensor('imx249')
+    by_latency = latency_results(drives)
+    drives = by_latency[0] if by_latency else None
+    bag_by_latency = latency_results(bag.get('drives')) if bag is not None else []
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures = []
@@ -517,15 +604,16 @@ def write_report(out_dir, context: dict, shift: Optional[dict] = None,
             md += [f'- {method_label(n)}: {"; ".join(ns)}' for n, ns in notes]
             md.append('')
     if drives is not None:
+        lat = ', '.join(str(r.latency_frames) for r in by_latency)
         md += ['## Drive protocol (closed loop, beyond the paper)', '',
-               f'Latency {drives.latency_frames} frame(s); neural controllers once per '
+               f'Latency {lat} frame(s); neural controllers once per '
                f'smoothing ({", ".join(drives.smoothings)}; options '
                f'{drives.smoothing_options}); baselines with their own update laws. mAP '
                f'over all frames as captured; temporal metrics from '
                f'`neural_ae.core.metrics.temporal` (conv = worst event, frames until within '
                f'1/3 EV of the settled exposure for good; osc = sign changes of the error; '
                f'flicker = std of log2 exposure over settled frames).', '',
-               drive_table_md(drives), '']
+               drive_tables_md(by_latency), '']
         step = step_events_md(drives)
         if step:
             md += ['### step10x events (x10 up, then x10 down)', '', step, '']
@@ -540,14 +628,19 @@ def write_report(out_dir, context: dict, shift: Optional[dict] = None,
                 if grid is not None:
                     figures.append(grid)
                     md += [f'![same frame under each method]({grid.name})', '']
+        resp = plot_step_response(by_latency, out / 'drive_step_response.png')
+        if resp is not None:
+            figures.append(resp)
+            md += ['### Step response (x10 up; one panel per latency)', '',
+                   f'![step response per latency]({resp.name})', '']
     if bag is not None:
         md += [f'## Bag protocol: {bag["name"]}', '']
         if bag.get('shift') is not None:
             md += ['Shift protocol over consecutive pairs of the bag:', '',
                    shift_table_md(bag['shift']), '']
-        if bag.get('drives') is not None:
-            md += ['Closed loop over the bag:', '', drive_table_md(bag['drives']), '']
-            for d in bag['drives'].drives:
+        if bag_by_latency:
+            md += ['Closed loop over the bag:', '', drive_tables_md(bag_by_latency), '']
+            for d in bag_by_latency[0].drives:
                 png = plot_drive_exposure(d, out / 'bag_exposure.png')
                 figures.append(png)
                 md += [f'![exposure over time, bag]({png.name})', '']
@@ -561,7 +654,11 @@ def write_report(out_dir, context: dict, shift: Optional[dict] = None,
            'drives': drives_json(drives) if drives is not None else None,
            'bag': None if bag is None else {
                'name': bag['name'], 'shift': bag.get('shift'),
-               'drives': drives_json(bag['drives']) if bag.get('drives') else None}}
+               'drives': drives_json(bag_by_latency[0]) if bag_by_latency else None}}
+    if len(by_latency) > 1:
+        doc['drives_by_latency'] = [drives_json(r) for r in by_latency]
+    if len(bag_by_latency) > 1:
+        doc['bag']['drives_by_latency'] = [drives_json(r) for r in bag_by_latency]
     results.write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False))
     return {'report': report, 'results': results, 'figures': figures, 'targets': targets,
             'markdown': '\n'.join(md)}
