@@ -23,7 +23,7 @@ import json
 import math
 from pathlib import Path
 import shutil
-from typing import List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from neural_ae.core.evaluation.drives import (DriveProtocolResult, DriveResult, DriveRun,
                                               step_response)
@@ -423,8 +423,11 @@ def plot_step_response(drives, path: Path, name: str = 'step10x') -> Optional[Pa
         drive = next((d for d in res.drives if d.name == name), None)
         if drive is None:
             continue
-        lines = [(k, step_response(r)) for k, r in drive.runs.items()]
-        lines = [(k, y) for k, y in lines if y is not None and y.size]
+        lines = []
+        for k, r in drive.runs.items():
+            y = step_response(r)
+            if y is not None and y.size:
+                lines.append((k, y))
         if lines:
             panels.append((res.latency_frames, drive, lines))
     if not panels:
@@ -650,15 +653,16 @@ def write_report(out_dir, context: dict, shift: Optional[dict] = None,
     report = out / 'report.md'
     report.write_text('\n'.join(md))
     results = out / 'results.json'
-    doc = {'context': context, 'targets': targets, 'shift': shift,
-           'drives': drives_json(drives) if drives is not None else None,
-           'bag': None if bag is None else {
-               'name': bag['name'], 'shift': bag.get('shift'),
-               'drives': drives_json(bag_by_latency[0]) if bag_by_latency else None}}
+    bag_doc: Optional[Dict[str, Any]] = None if bag is None else {
+        'name': bag['name'], 'shift': bag.get('shift'),
+        'drives': drives_json(bag_by_latency[0]) if bag_by_latency else None}
+    doc: Dict[str, Any] = {'context': context, 'targets': targets, 'shift': shift,
+                           'drives': drives_json(drives) if drives is not None else None,
+                           'bag': bag_doc}
     if len(by_latency) > 1:
         doc['drives_by_latency'] = [drives_json(r) for r in by_latency]
-    if len(bag_by_latency) > 1:
-        doc['bag']['drives_by_latency'] = [drives_json(r) for r in bag_by_latency]
+    if bag_doc is not None and len(bag_by_latency) > 1:
+        bag_doc['drives_by_latency'] = [drives_json(r) for r in bag_by_latency]
     results.write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False))
     return {'report': report, 'results': results, 'figures': figures, 'targets': targets,
             'markdown': '\n'.join(md)}
