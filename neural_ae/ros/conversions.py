@@ -22,6 +22,7 @@ layout decoding itself is ROS-free and shared with the bag reader
 (:mod:`neural_ae.core.image_encodings`).
 """
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Optional
 
 from builtin_interfaces.msg import Time
@@ -181,6 +182,15 @@ def _check_bits(bit_depth, bit_shift, out_bit_depth) -> None:
                                    f'{16 - int(bit_depth)}], got {bit_shift!r}')
 
 
+@lru_cache(maxsize=None)
+def _srgb_lut(out_bits: int) -> np.ndarray:
+    """8-bit sRGB code to linear ``out_bits``-bit value (read-only; built once per depth)."""
+    max_out = (1 << out_bits) - 1
+    lut = np.round(srgb_to_linear(np.arange(256) / 255.0) * max_out).astype(np.uint16)
+    lut.setflags(write=False)
+    return lut
+
+
 def raw_frame_from_array(arr: np.ndarray, encoding: str, bit_depth: int = 12,
                          bit_shift: int = 0, out_bit_depth: Optional[int] = None) -> tuple:
     """
@@ -192,7 +202,6 @@ def raw_frame_from_array(arr: np.ndarray, encoding: str, bit_depth: int = 12,
     out_bit_depth = bit_depth if out_bit_depth is None else out_bit_depth
     _check_bits(bit_depth, bit_shift, out_bit_depth)
     bit_depth, bit_shift, out_bits = int(bit_depth), int(bit_shift), int(out_bit_depth)
-    max_out = (1 << out_bits) - 1
     pattern = bayer_pattern_of(encoding)
     if arr.dtype == np.uint16:
         values = arr >> bit_shift if bit_shift else arr
@@ -207,8 +216,7 @@ def raw_frame_from_array(arr: np.ndarray, encoding: str, bit_depth: int = 12,
     rgb = arr[..., :3]
     if encoding.startswith('bgr'):
         rgb = rgb[..., ::-1]
-    lut = np.round(srgb_to_linear(np.arange(256) / 255.0) * max_out).astype(np.uint16)
-    lin = lut[rgb]
+    lin = _srgb_lut(out_bits)[rgb]
     raw = np.empty(lin.shape[:2], dtype=np.uint16)
     raw[0::2, 0::2] = lin[0::2, 0::2, 0]
     raw[0::2, 1::2] = lin[0::2, 1::2, 1]
