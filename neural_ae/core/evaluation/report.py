@@ -25,11 +25,11 @@ from pathlib import Path
 import shutil
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+from neural_ae.core.classes import class_name, CLASSES
 from neural_ae.core.evaluation.drives import (DriveProtocolResult, DriveResult, DriveRun,
                                               step_response)
 from neural_ae.core.evaluation.methods import baseline_names, method_label
 from neural_ae.core.jsonsafe import json_safe
-from neural_ae.core.metrics.detection import CLASSES
 import numpy as np
 
 TARGET_MARGIN_K10 = 6.0
@@ -503,7 +503,7 @@ def plot_frame_grid(drive: DriveResult, frames: list, sensor, path: Path,
             c = cmap((int(lab) - 1) % 10)
             ax.add_patch(patches.Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False,
                                            ec=c, lw=1.2))
-            ax.text(b[0], b[1] - 1, f'{CLASSES[int(lab) - 1]} {sc:.2f}', color=c, fontsize=5)
+            ax.text(b[0], b[1] - 1, f'{class_name(lab)} {sc:.2f}', color=c, fontsize=5)
         r = run.result
         ax.set_title(f'{method_label(key)}: e = {r.e_s[k] * 1e3:.3g} ms '
                      f'({math.log2(r.e_s[k] / r.e_base_s[k]):+.1f} EV vs e_base)', fontsize=8)
