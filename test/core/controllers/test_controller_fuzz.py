@@ -18,7 +18,6 @@ from neural_ae.core.errors import ControllerError
 from neural_ae.core.sensor import load_sensor
 import numpy as np
 import torch
-from torch import nn
 
 SENSOR = load_sensor('imx249')
 WHITE = SENSOR.white_level_dn
@@ -26,17 +25,6 @@ PERIODS_S = {'50hz': 0.010, '60hz': 1.0 / 120.0}
 N_CASES = 20000
 FEATURES = torch.zeros(1, 128, 2, 2)
 NET_OUTPUTS = (math.nan, math.inf, -math.inf, 0.0, -1.0, 1e300, 1e-300, 5e-324, 10.0, 0.1)
-
-
-class ConstNet(nn.Module):
-    """Test double for an exposure network: returns a fixed ``u`` whatever the input."""
-
-    def __init__(self, value: float):
-        super().__init__()
-        self.value = value
-
-    def forward(self, hist=None, features=None):
-        return torch.full((1,), self.value, dtype=torch.float64)
 
 
 def _pick(rng, values):
@@ -166,11 +154,12 @@ def is_whole(setting: ExposureSetting, options: ControllerOptions) -> bool:
     return k < 1 - 1e-9 or abs(k - round(k)) <= 1e-6
 
 
-def run_fuzz(n_cases: int = N_CASES, seed: int = 0, errors: list = None) -> dict:
+def run_fuzz(const_net, n_cases: int = N_CASES, seed: int = 0, errors: list = None) -> dict:
     """
     Run ``n_cases`` one-step cases; return the counts of each kind of violation.
 
-    ``errors``, when given, collects ``(controller, exception)`` of the crashes.
+    ``const_net`` is the network test double (fixture); ``errors``, when given, collects
+    ``(controller, exception)`` of the crashes.
     """
     rng = np.random.default_rng(seed)
     counts = {'cases': 0, 'flicker_on': 0, 'bound': 0, 'nonfinite_target': 0, 'step': 0,
@@ -180,7 +169,7 @@ def run_fuzz(n_cases: int = N_CASES, seed: int = 0, errors: list = None) -> dict
         options = random_options(rng)
         kw = {}
         if name.endswith('_nn'):
-            kw['model'] = ConstNet(_pick(rng, NET_OUTPUTS + (float(rng.uniform(0.01, 100)),)))
+            kw['model'] = const_net(_pick(rng, NET_OUTPUTS + (float(rng.uniform(0.01, 100)),)))
         try:
             c = make_controller(name, options, sensor=SENSOR, **kw)
         except ControllerError:
@@ -213,8 +202,8 @@ def run_fuzz(n_cases: int = N_CASES, seed: int = 0, errors: list = None) -> dict
     return counts
 
 
-def test_20000_random_steps_with_flicker_on_keep_every_bound_and_step_limit():
-    counts = run_fuzz(N_CASES, seed=0)
+def test_20000_random_steps_with_flicker_on_keep_every_bound_and_step_limit(const_net):
+    counts = run_fuzz(const_net, N_CASES, seed=0)
     assert counts['cases'] == N_CASES and counts['flicker_on'] > N_CASES // 2
     violations = {k: v for k, v in counts.items() if k not in ('cases', 'flicker_on')}
     assert violations == dict.fromkeys(violations, 0), counts

@@ -14,23 +14,11 @@ from neural_ae.core.sensor import first_green_offset, load_sensor
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 SENSOR = load_sensor('imx249')
 WHITE = SENSOR.white_level_dn
 BLACK = SENSOR.black_level_dn
 K_MAX = SENSOR.max_gain
-
-
-class ConstNet(nn.Module):
-    """Test double for an exposure network: returns a fixed ``u`` whatever the input."""
-
-    def __init__(self, value: float):
-        super().__init__()
-        self.value = value
-
-    def forward(self, hist=None, features=None):
-        return torch.full((1,), self.value, dtype=torch.float64)
 
 
 def _average(**opts):
@@ -150,14 +138,14 @@ def test_no_whole_period_inside_the_bounds_is_warned_and_the_bounds_hold(caplog)
 # --------------------------------------------------------------------------- exact bounds
 
 
-def test_commands_land_exactly_on_the_configured_bounds():
+def test_commands_land_exactly_on_the_configured_bounds(const_net):
     # Each of these bounds comes back a hair outside through SI units and back.
     assert 100.0 * 1e-6 * 1e6 < 100.0 and 3949.0 * 1e-6 * 1e6 > 3949.0
     assert 20 * math.log10(10 ** (3.3 / 20)) < 3.3 and 20 * math.log10(10 ** (3.8 / 20)) > 3.8
     opts = {'min_exposure_us': 100.0, 'max_exposure_us': 3949.0, 'min_gain_db': 3.3,
             'max_gain_db': 3.8, 'smoothing': 'none'}
     for name in ('average', 'gradient', 'histogram_nn'):
-        kw = {'model': ConstNet(1e6)} if name == 'histogram_nn' else {}
+        kw = {'model': const_net(1e6)} if name == 'histogram_nn' else {}
         c = make_controller(name, ControllerOptions(**opts), sensor=SENSOR, **kw)
         assert c.reset(ExposureSetting(1.0, 0.0)) == ExposureSetting(100.0, 3.3)
         assert c.reset(ExposureSetting(1e6, 40.0)) == ExposureSetting(3949.0, 3.8)
@@ -193,7 +181,7 @@ def test_reset_keeps_a_setting_inside_the_bounds_exactly_and_fixed_holds_its_set
 
 @pytest.mark.parametrize('dtype', [np.float32, np.float64])
 @pytest.mark.parametrize('bad', [np.nan, np.inf, -np.inf])
-def test_non_finite_pixels_are_left_out_of_the_mean(dtype, bad):
+def test_non_finite_pixels_are_left_out_of_the_mean(dtype, bad, const_net):
     clean = np.full((32, 32), 1000.0, dtype)
     clean[:, ::2] = 400.0
     dirty = clean.copy()
@@ -210,7 +198,7 @@ def test_non_finite_pixels_are_left_out_of_the_mean(dtype, bad):
     assert 2.5 < d.setting.e_s / used.e_s < 4.0
     # A network's fallback to Average AE measures the same way.
     nn_c = make_controller('histogram_nn', ControllerOptions(smoothing='none'), sensor=SENSOR,
-                           model=ConstNet(math.nan))
+                           model=const_net(math.nan))
     d = nn_c.step(dirty, used)
     assert d.fallback and d.setting.e_s == pytest.approx(ref.setting.e_s, rel=1e-9)
 
@@ -233,9 +221,9 @@ def test_gradient_ae_fills_non_finite_pixels_with_the_mean_of_the_finite_ones():
 
 @pytest.mark.parametrize('name', ['fixed', 'average', 'gradient', 'histogram_nn',
                                   'semantic_nn', 'hybrid_nn', 'oracle'])
-def test_a_frame_without_finite_pixels_holds_the_last_command(name, caplog):
+def test_a_frame_without_finite_pixels_holds_the_last_command(name, caplog, const_net):
     opts = ControllerOptions(ev_compensation=1.0, latency_frames=1, smoothing='none')
-    kw = {'model': ConstNet(2.0)} if name.endswith('_nn') else {}
+    kw = {'model': const_net(2.0)} if name.endswith('_nn') else {}
     c = make_controller(name, opts, sensor=SENSOR, **kw)
     if name == 'oracle':
         c.set_scene(np.full((8, 8, 3), 3e6, np.float32))
@@ -270,7 +258,7 @@ def test_options_get_upper_bounds(kwargs, word):
 
 
 @pytest.mark.parametrize('ev', [-6.0, 0.0, 6.0])
-def test_underflowing_exposure_values_and_tiny_scales_never_raise(ev):
+def test_underflowing_exposure_values_and_tiny_scales_never_raise(ev, const_net):
     # A 1 us, -900 dB frame of 1e300 DN: Average AE's wish underflows to 0 (was a
     # ZeroDivisionError); its target is the darkest setting.
     c = _average(ev_compensation=ev)
@@ -284,7 +272,7 @@ def test_underflowing_exposure_values_and_tiny_scales_never_raise(ev):
     assert d.info['mu'] == 0.0 and d.setting.e_s == pytest.approx(d.target_e_s, rel=1e-9)
     # A network at the widest m_exp proposing the smallest positive float.
     c = make_controller('histogram_nn', ControllerOptions(m_exp=1000.0, ev_compensation=ev),
-                        sensor=SENSOR, model=ConstNet(5e-324))
+                        sensor=SENSOR, model=const_net(5e-324))
     used = c.reset(ExposureSetting(1000.0, 0.0))
     d = c.step(np.full((32, 32), 1000, np.uint16), used)
     assert not d.fallback and d.info['u_clipped']

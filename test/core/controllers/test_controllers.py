@@ -12,22 +12,10 @@ from neural_ae.core.sensor import capture_rgb, load_sensor
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 SENSOR = load_sensor('imx249')
 WHITE = SENSOR.white_level_dn
 BLACK = SENSOR.black_level_dn
-
-
-class ConstNet(nn.Module):
-    """Test double for an exposure network: returns a fixed ``u`` whatever the input."""
-
-    def __init__(self, value: float):
-        super().__init__()
-        self.value = value
-
-    def forward(self, hist=None, features=None):
-        return torch.full((1,), self.value, dtype=torch.float64)
 
 
 def _texture(h=48, w=64, seed=0, lo=0.1, hi=1.9):
@@ -36,10 +24,10 @@ def _texture(h=48, w=64, seed=0, lo=0.1, hi=1.9):
     return cv2.GaussianBlur(tex, (0, 0), 1.5)
 
 
-def _controller(name, options=None, value=None, **kw):
+def _controller(name, options=None, value=None, const_net=None, **kw):
     options = options or ControllerOptions()
     if name in ('histogram_nn', 'semantic_nn', 'hybrid_nn') and value is not None:
-        kw['model'] = ConstNet(value)
+        kw['model'] = const_net(value)
     c = make_controller(name, options, sensor=SENSOR, **kw)
     if name == 'oracle':
         c.set_scene(_texture(16, 16) * 1e5)
@@ -152,9 +140,9 @@ SETTINGS = st.builds(ExposureSetting, st.floats(1.0, 1e6), st.floats(0.0, 40.0))
        used=st.lists(st.one_of(st.none(), SETTINGS), min_size=3, max_size=3),
        initial=SETTINGS, value=st.one_of(st.none(), NET_OUTPUTS))
 def test_every_command_stays_inside_the_bounds_and_finite(
-        name, options, raws, used, initial, value):
+        name, options, raws, used, initial, value, const_net):
     try:
-        c = _controller(name, options, value=value)
+        c = _controller(name, options, value=value, const_net=const_net)
     except ControllerError:
         assume(False)
     start = c.reset(initial)
@@ -180,8 +168,9 @@ def test_every_command_stays_inside_the_bounds_and_finite(
 @given(value=st.sampled_from([math.nan, math.inf, -math.inf, 0.0, -3.0]),
        name=st.sampled_from(['histogram_nn', 'semantic_nn', 'hybrid_nn']),
        level=st.integers(0, WHITE))
-def test_non_finite_network_output_falls_back_to_average_ae(value, name, level):
-    c = _controller(name, ControllerOptions(smoothing='none'), value=value)
+def test_non_finite_network_output_falls_back_to_average_ae(value, name, level, const_net):
+    c = _controller(name, ControllerOptions(smoothing='none'), value=value,
+                    const_net=const_net)
     used = c.reset(ExposureSetting(1000.0, 0.0))
     raw = np.full((32, 32), level, np.uint16)
     d = c.step(raw, used, features=torch.zeros(1, 128, 4, 4))
@@ -190,8 +179,9 @@ def test_non_finite_network_output_falls_back_to_average_ae(value, name, level):
     assert d.setting == ref.setting
 
 
-def test_finite_network_output_is_not_a_fallback_and_is_clipped_to_m_exp():
-    c = _controller('histogram_nn', ControllerOptions(smoothing='none'), value=1e6)
+def test_finite_network_output_is_not_a_fallback_and_is_clipped_to_m_exp(const_net):
+    c = _controller('histogram_nn', ControllerOptions(smoothing='none'), value=1e6,
+                    const_net=const_net)
     used = c.reset(ExposureSetting(100.0, 0.0))
     d = c.step(np.full((32, 32), 1000, np.uint16), used)
     assert not d.fallback and d.info['u_clipped']
@@ -244,8 +234,8 @@ def test_defaults_reproduce_the_paper():
     assert make_controller('average', sensor=SENSOR).smoothing.name == 'none'
 
 
-def test_ema_is_eq5_and_split_is_eq6():
-    c = _controller('histogram_nn', value=4.0)
+def test_ema_is_eq5_and_split_is_eq6(const_net):
+    c = _controller('histogram_nn', value=4.0, const_net=const_net)
     used = c.reset(ExposureSetting(1000.0, 0.0))
     d = c.step(np.full((32, 32), 1000, np.uint16), used)
     assert d.setting.e_s == pytest.approx(1e-3 * 4.0 ** 0.1, rel=1e-9)
@@ -308,10 +298,12 @@ def test_fixed_exposure_time_or_gain_keeps_the_other_automatic():
 
 @pytest.mark.parametrize('flicker, period_us', [('50hz', 10000.0), ('60hz', 1e6 / 120)])
 def test_flicker_avoidance_uses_whole_light_periods_and_compensates_with_gain(flicker,
-                                                                              period_us):
+                                                                              period_us,
+                                                                              const_net):
     opts = ControllerOptions(flicker=flicker, max_exposure_us=40000.0)
     c = _controller('histogram_nn', ControllerOptions(flicker=flicker, max_exposure_us=40000.0,
-                                                      smoothing='none'), value=1.0)
+                                                      smoothing='none'), value=1.0,
+                    const_net=const_net)
     lim = opts.resolve(SENSOR)
     for e in np.geomspace(1e-4, 0.3, 40):
         t, g, clamped = lim.split(e)
@@ -348,9 +340,9 @@ def test_clamped_flag_and_converged_at_a_bound():
     assert d.clamped and d.setting.e_s == pytest.approx(hi) and d.converged
 
 
-def test_latency_used_setting_is_inferred_from_commands_in_flight():
+def test_latency_used_setting_is_inferred_from_commands_in_flight(const_net):
     c = _controller('histogram_nn', ControllerOptions(latency_frames=1, smoothing='none'),
-                    value=2.0)
+                    value=2.0, const_net=const_net)
     c.reset(ExposureSetting(1000.0, 0.0))
     raw = np.full((32, 32), 1000, np.uint16)
     d1 = c.step(raw)   # frame 0 made by the initial setting
