@@ -159,12 +159,14 @@ def _hdr_items(paths) -> List[Item]:
 
 
 def resolve_labels(coco: dict, stems: list) -> dict:
-    """Give every COCO image a ``frame_index`` (from ``file_name`` stems if needed)."""
-    from neural_ae.core.bags.labels import validate_coco
+    """
+    Give every COCO image a ``frame_index`` (from ``file_name`` stems if needed).
 
+    ``coco``: as :func:`~neural_ae.core.bags.labels.read_labels_file` returns it (checked,
+    a fresh copy); it is completed in place and returned.
+    """
     index = {s: i for i, s in enumerate(stems)}
-    out = validate_coco(coco, '--labels', ConfigError, require_key=False)
-    for img in out['images']:
+    for img in coco['images']:
         if 'frame_index' in img or 't_ns' in img:
             continue
         stem = Path(str(img.get('file_name', ''))).stem
@@ -172,7 +174,7 @@ def resolve_labels(coco: dict, stems: list) -> dict:
             raise ConfigError(f'label image {img.get("id")} ({img.get("file_name")!r}) matches '
                               'no frame: give frame_index, t_ns or a file_name with a frame stem')
         img['frame_index'] = index[stem]
-    return out
+    return coco
 
 
 def output_path(args) -> str:

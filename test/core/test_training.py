@@ -70,6 +70,15 @@ def test_config_defaults_come_from_the_dataclass_and_yaml_overrides(tmp_path):
     assert cfg.width == TrainConfig().width and cfg.lr == TrainConfig().lr
 
 
+def _config_error(tmp_path, text: str):
+    """Load ``text`` as a config file; return ``(ConfigError message, path)``."""
+    p = tmp_path / 'bad.yaml'
+    p.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    return str(err.value), p
+
+
 @pytest.mark.parametrize('text, needle', [
     ('ae: hybrid\nlearning_rate: 0.1\n', "unknown key(s) ['learning_rate']"),
     ('ae: magic\n', 'ae must be one of'),
@@ -81,12 +90,9 @@ def test_config_defaults_come_from_the_dataclass_and_yaml_overrides(tmp_path):
     ('- 1\n- 2\n', 'expected a mapping'),
 ])
 def test_config_errors_are_one_line(tmp_path, text, needle):
-    p = tmp_path / 'bad.yaml'
-    p.write_text(text)
-    with pytest.raises(ConfigError) as err:
-        load_config(p)
-    assert needle in str(err.value)
-    assert '\n' not in str(err.value)
+    msg, _ = _config_error(tmp_path, text)
+    assert needle in msg
+    assert '\n' not in msg
 
 
 @pytest.mark.parametrize('text, needle', [
@@ -138,12 +144,9 @@ def test_config_errors_are_one_line(tmp_path, text, needle):
     ('isp: {shading: 1}\n', "unknown isp key(s) ['shading']"),
 ])
 def test_config_bounds_are_one_line_errors(tmp_path, text, needle):
-    p = tmp_path / 'bad.yaml'
-    p.write_text(text)
-    with pytest.raises(ConfigError) as err:
-        load_config(p)
-    assert needle in str(err.value), str(err.value)
-    assert '\n' not in str(err.value) and str(p) in str(err.value)
+    msg, p = _config_error(tmp_path, text)
+    assert needle in msg, msg
+    assert '\n' not in msg and str(p) in msg
 
 
 def test_config_bounds_accept_their_limits(tmp_path):

@@ -262,13 +262,16 @@ class HDRBag:
         conn = self._conn(topic)
         self._ensure_type(conn)
         for t_ns, data in self._raw(topic):
-            try:
-                msg = self._typestore.deserialize_cdr(data, conn.msgtype)
-            except Exception as err:
-                raise BagFormatError(
-                    f'cannot deserialize {conn.msgtype} on {topic!r} at t_ns={t_ns}: {err}'
-                ) from err
-            yield t_ns, msg
+            yield t_ns, self._deserialize(conn, topic, t_ns, data)
+
+    def _deserialize(self, conn: _Conn, topic: str, t_ns: int, data):
+        """Deserialize one CDR message of ``conn``; a one-line BagFormatError if it fails."""
+        try:
+            return self._typestore.deserialize_cdr(data, conn.msgtype)
+        except Exception as err:
+            raise BagFormatError(
+                f'cannot deserialize {conn.msgtype} on {topic!r} at t_ns={t_ns}: {err}'
+            ) from err
 
     def timestamps(self, topic: Optional[str] = None) -> list:
         """List the log times in ns of ``topic`` (default: radiance), in bag order."""
@@ -321,12 +324,7 @@ class HDRBag:
         for k, (t_ns, data) in enumerate(self._raw(topic)):
             if k % every:
                 continue
-            try:
-                msg = self._typestore.deserialize_cdr(data, conn.msgtype)
-            except Exception as err:
-                raise BagFormatError(
-                    f'cannot deserialize {conn.msgtype} on {topic!r} at t_ns={t_ns}: {err}'
-                ) from err
+            msg = self._deserialize(conn, topic, t_ns, data)
             yield k, t_ns, self._radiance(msg, topic, t_ns)
 
     def iter_json(self, topic: str):
