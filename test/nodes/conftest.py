@@ -96,6 +96,21 @@ class RosSide:
         self.spin_until(future.done, timeout)
         return future.result() if future.done() else None
 
+    def release(self, *nodes) -> None:
+        """
+        Take ``nodes`` off the executor and destroy them, in order.
+
+        A lifecycle node (the AE node) is deactivated first when active, then cleaned up.
+        """
+        for node in nodes:
+            self.executor.remove_node(node)
+        for node in nodes:
+            if hasattr(node, 'trigger_cleanup'):
+                if node.lifecycle_state() == 'active':
+                    node.trigger_deactivate()
+                node.trigger_cleanup()
+            node.destroy_node()
+
     def close(self) -> None:
         """Destroy everything of this side."""
         self.executor.shutdown()

@@ -244,12 +244,7 @@ def rig(ros_side):
     yield node, calls, received
     stop.set()
     spinner.join(5.0)
-    side.executor.remove_node(node)
-    side.executor.remove_node(cam)
-    node.trigger_deactivate()
-    node.trigger_cleanup()
-    node.destroy_node()
-    cam.destroy_node()
+    side.release(node, cam)
 
 
 def _accounted(node) -> int:

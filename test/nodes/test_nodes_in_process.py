@@ -97,12 +97,7 @@ def test_semantic_controller_and_detections_share_one_backbone_pass(ros_side, ch
         assert values['controller'] == 'semantic_nn' and values['errors'] == '0'
         assert values['detections_topic'] == 'detections_json'
     finally:
-        side.executor.remove_node(node)
-        side.executor.remove_node(cam)
-        node.trigger_deactivate()
-        node.trigger_cleanup()
-        node.destroy_node()
-        cam.destroy_node()
+        side.release(node, cam)
 
 
 def test_driver_auto_exposure_is_switched_off_on_activate_and_restored(ros_side):
@@ -133,11 +128,7 @@ def test_driver_auto_exposure_is_switched_off_on_activate_and_restored(ros_side)
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert side.spin_until(lambda: cam.get_parameter('AeEnable').value is True, 10.0)
     finally:
-        side.executor.remove_node(node)
-        side.executor.remove_node(cam)
-        node.trigger_cleanup()
-        node.destroy_node()
-        cam.destroy_node()
+        side.release(node, cam)
 
 
 def test_camera_sim_replays_a_bag_with_its_labels(ros_side, tmp_path):
@@ -180,10 +171,7 @@ def test_camera_sim_replays_a_bag_with_its_labels(ros_side, tmp_path):
         assert (images[-1].height, images[-1].width) == (62, 94)
         assert images[-1].encoding == 'bayer_rggb16'
     finally:
-        side.executor.remove_node(sim)
-        side.executor.remove_node(looping)
-        sim.destroy_node()
-        looping.destroy_node()
+        side.release(sim, looping)
 
 
 def test_controller_rebuild_runs_outside_the_lock_and_keeps_the_old_one_on_failure(ros_side):
@@ -317,12 +305,7 @@ def test_a_model_file_that_cannot_be_built_keeps_the_running_controller_and_says
         assert values['controller'] == 'gradient' and 'controller_error' not in values
         assert 'not applied' not in status.message
     finally:
-        side.executor.remove_node(node)
-        side.executor.remove_node(cam)
-        node.trigger_deactivate()
-        node.trigger_cleanup()
-        node.destroy_node()
-        cam.destroy_node()
+        side.release(node, cam)
 
 
 def test_runtime_switch_to_hybrid_nn_loads_the_detector_from_the_shipped_model(
@@ -375,13 +358,7 @@ def test_runtime_switch_to_hybrid_nn_loads_the_detector_from_the_shipped_model(
         assert 'hybrid_demo.pt' in log and 'detector none' not in log
     finally:
         side.node.destroy_subscription(sub)
-        side.executor.remove_node(node)
-        side.executor.remove_node(cam)
-        if node.lifecycle_state() == 'active':
-            node.trigger_deactivate()
-        node.trigger_cleanup()
-        node.destroy_node()
-        cam.destroy_node()
+        side.release(node, cam)
 
 
 def test_an_unexpected_error_in_configure_is_reported_not_swallowed(ros_side):
