@@ -291,6 +291,11 @@ def driver_parameters(setting: ExposureSetting, preset: DriverPreset,
                       bounds: Optional[CommandBounds] = None) -> list:
     """``rcl_interfaces/Parameter`` messages commanding ``setting`` in the driver's units."""
     exposure, gain, _ = bounded_driver_values(setting, preset, bounds)
+    return _parameter_msgs(exposure, gain, preset)
+
+
+def _parameter_msgs(exposure, gain, preset: DriverPreset) -> list:
+    """Return the messages setting the driver's exposure (and gain, if it has one) values."""
     params = [Parameter(preset.exposure_param, value=exposure)]
     if preset.gain_param:
         params.append(Parameter(preset.gain_param, value=gain))
@@ -381,10 +386,9 @@ class CameraActuator:
 
         Returns True when the request was sent or is queued behind the one in flight.
         """
-        bounds = self.bounds
         try:
-            params = driver_parameters(setting, self.preset, bounds)
-            applied = quantized_setting(setting, self.preset, bounds)
+            exposure, gain, applied = bounded_driver_values(setting, self.preset, self.bounds)
+            params = _parameter_msgs(exposure, gain, self.preset)
         except ActuatorError as err:
             with self._lock:
                 self.last_error = str(err)
