@@ -7,8 +7,10 @@ Sources (one :class:`torch.utils.data.Dataset` each, all returning the same reco
 [px] and ``labels`` ``(N,)`` of frame 2, and the per-pixel source noise or ``None``):
 
 - :class:`ProceduralPairs`: :func:`neural_ae.core.scenes.generate_pair` for a range of
-  seeds, cached to ``<cache_dir>/<H>x<W>/<seed>.npz`` (float16 radiance scaled by a
-  float64 per-frame factor, so 1e-2 .. 1e12 e-/s survive) so epochs do not regenerate.
+  seeds, cached to ``<cache_dir>/<H>x<W>-<key>/<seed>.npz`` (float16 radiance scaled by
+  a float64 per-frame factor, so 1e-2 .. 1e12 e-/s survive) so epochs do not regenerate;
+  ``<key>`` is :func:`neural_ae.core.scenes.version.generator_key` (code, parameters and
+  library versions of the generator), so a stale scene is regenerated, never served.
   Noise-free: the target sensor's full noise is added.
 - :class:`HDRBagPairs`: consecutive frames of a rosbag2 HDR bag
   (:func:`neural_ae.core.bags.open_hdr_bag`), boxes from its ``labels.json``.
@@ -102,9 +104,11 @@ class ProceduralPairs(PairSource):
     """
     Procedural two-frame scenes for seeds ``seed_start .. seed_start + size - 1``.
 
-    Cached as ``.npz`` under ``cache_dir/<H>x<W>/``; :meth:`prepare` fills the cache
-    (written atomically, so concurrent ranks or an interrupted run never leave a broken
-    file); :meth:`__getitem__` generates a missing entry on the fly.
+    Cached as ``.npz`` under ``cache_dir/<H>x<W>-<key>/`` with ``key`` the generator's
+    :func:`~neural_ae.core.scenes.version.generator_key` (also stored in each file and
+    checked on reading: a file of another generator is regenerated); :meth:`prepare`
+    fills the cache (written atomically, so concurrent ranks or an interrupted run never
+    leave a broken file); :meth:`__getitem__` generates a missing entry on the fly.
     """
 
     source_var = False
@@ -115,7 +119,11 @@ class ProceduralPairs(PairSource):
         self.size = int(size)
         self.height = int(height)
         self.width = int(width)
-        self.cache = Path(cache_dir) / f'{self.height}x{self.width}' if cache_dir else None
+        from neural_ae.core.scenes.version import generator_key
+
+        self.generator_key = generator_key(self.height, self.width)
+        self.cache = (Path(cache_dir) / f'{self.height}x{self.width}-{self.generator_key}'
+                      if cache_dir else None)
 
     def __len__(self) -> int:
         return self.size
@@ -139,14 +147,20 @@ class ProceduralPairs(PairSource):
         r2, s2 = _pack(second.radiance)
         return {'rad1': r1, 'scale1': s1, 'rad2': r2, 'scale2': s2,
                 'boxes': np.asarray(second.boxes, np.float32).reshape(-1, 4),
-                'labels': np.asarray(second.labels, np.int64).reshape(-1)}
+                'labels': np.asarray(second.labels, np.int64).reshape(-1),
+                'generator_key': np.asarray(self.generator_key)}
 
     def _load(self, seed: int) -> dict:
         path = self._path(seed)
         if path is not None and path.is_file():
             try:
                 with np.load(path) as z:
-                    return {k: z[k] for k in z.files}
+                    data = {k: z[k] for k in z.files}
+                key = str(data.get('generator_key', ''))
+                if key == self.generator_key:
+                    return data
+                LOG.warning('cache file %s was made by another scene generator (key %r, '
+                            'now %r); regenerating', path, key, self.generator_key)
             except (OSError, ValueError, KeyError) as err:
                 LOG.warning('cache file %s unreadable (%s); regenerating', path, err)
         data = self._generate(seed)
