@@ -54,7 +54,8 @@ def add_parser(sub) -> None:
                    'repeatable')
     p.add_argument('--methods', help='comma-separated subset of fixed,average,gradient,'
                    'histogram_nn,semantic_nn,hybrid_nn')
-    p.add_argument('--no-oracle', action='store_true', help='skip the oracle (faster)')
+    p.add_argument('--no-oracle', action='store_true',
+                   help='skip the oracle and the causal ceiling (faster)')
     p.add_argument('--allow-untrained', action='store_true',
                    help='run methods without a checkpoint with random weights (mechanics '
                    'only; flagged UNTRAINED everywhere)')
@@ -200,7 +201,8 @@ def run(args) -> int:
     from neural_ae.core.evaluation.drives import make_drives, run_drive_latencies
     from neural_ae.core.evaluation.methods import build_methods, method_names
     from neural_ae.core.evaluation.oracle import OracleSpec
-    from neural_ae.core.evaluation.shift import procedural_pairs, run_shift_protocol
+    from neural_ae.core.evaluation.shift import (causal_ceiling, OffsetSweep, procedural_pairs,
+                                                 run_shift_protocol)
     from neural_ae.core.paths import config_dir
     from neural_ae.core.sensor import load_sensor
 
@@ -281,9 +283,26 @@ def run(args) -> int:
         pairs = procedural_pairs(pair_start, n_pairs, height, width, cfg.cache_dir)
         if hasattr(pairs, 'prepare'):
             pairs.prepare(progress=progress)
+        offsets = val_offsets = None
+        if cfg.causal_ceiling and not args.no_oracle and built['oracle'] is not None:
+            # the causal ceiling's offset is chosen on validation seeds, never on the test
+            offsets = OffsetSweep(built['oracle'], built['oracle_from'], cfg.ceiling_offsets_ev)
+            val_start = ref.config.val_seed_start if ref else 1_000_000
+            val_pairs = procedural_pairs(val_start, cfg.ceiling_val_pairs, height, width,
+                                         cfg.cache_dir)
+            check_test_seeds(list(range(val_start, val_start + cfg.ceiling_val_pairs)),
+                             train_cfgs, where='validation', splits=('train',))
+            val_pairs.prepare(progress=progress)
+            val_offsets = run_shift_protocol(val_pairs, [], sensor, cfg.shift_levels[:1],
+                                             cfg.ceiling_val_repeats, cfg.shift_flip, None,
+                                             seed=cfg.noise_seed, progress=progress,
+                                             offsets=offsets)['offsets']
         shift = run_shift_protocol(pairs, built['methods'], sensor, cfg.shift_levels,
                                    cfg.shift_repeats, cfg.shift_flip, oracle,
-                                   seed=cfg.noise_seed, progress=progress)
+                                   seed=cfg.noise_seed, progress=progress, offsets=offsets)
+        if val_offsets is not None:
+            shift['offsets_val'] = val_offsets
+            shift['causal_ceiling'] = causal_ceiling(val_offsets, shift['offsets'])
         print(f'\nShift protocol ({n_pairs} pairs, seeds {pair_start}..'
               f'{pair_start + n_pairs - 1}{", + flips" if cfg.shift_flip else ""}, '
               f'{cfg.shift_repeats} repeats; mAP@0.5 [%] mean +- std):')
@@ -298,7 +317,7 @@ def run(args) -> int:
         drives = run_drive_latencies(drive_list, built['methods'], sensor,
                                      cfg.drive_smoothings, cfg.smoothing_options(), d_oracle,
                                      cfg.latency_frames, seed=cfg.noise_seed,
-                                     progress=progress)
+                                     progress=progress, repeats=cfg.drive_repeats)
         print('\nDrive protocol (closed loop):')
         print(R.drive_tables_text(drives))
         for res in drives:

@@ -10,6 +10,7 @@ the train/validation ranges of the training configs in use.
 :func:`load_eval_config` reads the YAML (and its ``quick:`` section).
 """
 from dataclasses import asdict, dataclass, field, fields
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -109,7 +110,10 @@ class EvalConfig:
     ``methods``: controller names among :func:`~.methods.method_names` (default all of
     them). Sizes: ``height`` / ``width`` 0 = the reference checkpoint's training size.
     Counts: ``shift_pairs`` held-out pairs, ``shift_repeats`` repeats; ``oracle_sweep``
-    points over ``e_base * 2 ** [-oracle_range_ev, oracle_range_ev]``. ``drives``:
+    points over ``e_base * 2 ** [-oracle_range_ev, oracle_range_ev]``. ``causal_ceiling``:
+    the best single offset from ``e_base`` among ``ceiling_offsets_ev`` [EV], chosen on
+    ``ceiling_val_pairs`` validation pairs x ``ceiling_val_repeats`` repeats, scored on the
+    test pairs (:func:`~.shift.causal_ceiling`). ``drives``:
     ``[scenario, frames]`` items. Smoothing of the neural controllers in the drives:
     ``ema`` with ``ema_mu`` (paper: 0.9) and ``adaptive`` with ``adaptive_mu`` /
     ``adaptive_scale_ev``.
@@ -131,14 +135,20 @@ class EvalConfig:
     shift_flip: bool = True
     oracle_sweep: int = 17
     oracle_range_ev: float = 5.0
-    drives: tuple = (('tunnel_exit', 90), ('tunnel_in_out', 120), ('low_sun', 90),
+    causal_ceiling: bool = True
+    ceiling_offsets_ev: tuple = (-3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0)
+    ceiling_val_pairs: int = 96
+    ceiling_val_repeats: int = 2
+    drives: tuple = (('tunnel_exit', 90), ('tunnel_entry', 90), ('tunnel_in_out', 120),
+                     ('low_sun', 90),
                      ('night_headlights', 90), ('step10x', 90), ('step10x', 90),
                      ('step10x', 90))
     drive_smoothings: tuple = SMOOTHINGS
     ema_mu: float = 0.9
     adaptive_mu: float = 0.9
     adaptive_scale_ev: float = 1.0
-    latency_frames: tuple = (0,)
+    latency_frames: tuple = (0, 1, 2)
+    drive_repeats: int = 2
     drive_oracle: bool = True
     drive_oracle_sweep: int = 11
     drive_oracle_range_ev: float = 5.0
@@ -152,7 +162,13 @@ class EvalConfig:
         unknown = [m for m in self.methods if m not in known]
         if unknown:
             bad(f'unknown methods {unknown}; choose from {known}')
-        for name in ('shift_pairs', 'shift_repeats', 'oracle_sweep', 'drive_oracle_sweep'):
+        self.ceiling_offsets_ev = tuple(float(o) for o in self.ceiling_offsets_ev)
+        if not self.ceiling_offsets_ev or any(not math.isfinite(o) or abs(o) > 12
+                                              for o in self.ceiling_offsets_ev):
+            bad(f'ceiling_offsets_ev must be EV values in [-12, 12], got '
+                f'{self.ceiling_offsets_ev}')
+        for name in ('shift_pairs', 'shift_repeats', 'oracle_sweep', 'drive_oracle_sweep',
+                     'ceiling_val_pairs', 'ceiling_val_repeats', 'drive_repeats'):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 bad(f'{name} must be an integer >= 1, got {getattr(self, name)!r}')
         self.shift_levels = tuple(float(k) for k in self.shift_levels)

@@ -33,6 +33,9 @@ from neural_ae.core.evaluation.oracle import DetectorOracle, OracleSpec
 from neural_ae.core.metrics.detection import DetectionAccumulator
 import numpy as np
 
+REPEAT_SEED_STEP = 7919
+"""Noise seed of drive repeat ``r``: ``seed + REPEAT_SEED_STEP * r``."""
+
 __all__ = ['Drive', 'DriveProtocolResult', 'DriveResult', 'DriveRun', 'Frame', 'make_drives',
            'run_drive', 'run_drive_latencies', 'run_drive_protocol', 'sequence_drive',
            'step_drive', 'step_response']
@@ -152,6 +155,7 @@ class DriveRun(ItemAccess):
     result: Any
     detections: List[dict]
     raws: Optional[list] = None
+    map50_repeats: Optional[list] = None
 
 
 @dataclass
@@ -232,9 +236,13 @@ def run_drive_protocol(drives: Sequence[Drive], methods: Sequence[Method], senso
                        smoothing_options: Optional[dict] = None,
                        oracle: Optional[OracleSpec] = None, latency_frames: int = 0,
                        seed: int = 0, keep_raw_for: Sequence[str] = ('tunnel_exit',),
-                       progress: bool = False) -> DriveProtocolResult:
+                       progress: bool = False, repeats: int = 1) -> DriveProtocolResult:
     """
     Run every method in closed loop (trained ones once per smoothing) over every drive.
+
+    ``repeats`` > 1 reruns every job with new sensor noise (seed ``seed + REPEAT_SEED_STEP
+    * r``) and records each repeat's mAP in ``DriveRun.map50_repeats`` (its run-to-run
+    spread); the temporal metrics and detections are those of the first run.
 
     ``smoothing_options``: extra :class:`ControllerOptions` per smoothing name (e.g.
     ``{'adaptive': {'mu': 0.9, 'adaptive_scale_ev': 1.0}}``). Raw frames are kept for the
@@ -252,7 +260,10 @@ def run_drive_protocol(drives: Sequence[Drive], methods: Sequence[Method], senso
             jobs.append((method, None))
     if oracle is not None:
         jobs.append((None, None))
-    total = sum(len(d.frames) for d in drives) * len(jobs)
+    if not (isinstance(repeats, int) and repeats >= 1):
+        raise EvaluationError(f'drive protocol: repeats must be an integer >= 1, got '
+                              f'{repeats!r}')
+    total = sum(len(d.frames) for d in drives) * len(jobs) * repeats
     bar = Progress(progress, total, 'drive protocol')
     t0 = time.perf_counter()
     out = []
@@ -265,6 +276,11 @@ def run_drive_protocol(drives: Sequence[Drive], methods: Sequence[Method], senso
                 opts.update(smoothing_options.get(sm, {}))
             run = run_drive(d, m, sensor, sm, opts, seed=seed, oracle=oracle, keep_raw=keep,
                             progress=bar.update)
+            run.map50_repeats = [run.ap['map50']]
+            for r in range(1, repeats):
+                again = run_drive(d, m, sensor, sm, opts, seed=seed + REPEAT_SEED_STEP * r,
+                                  oracle=oracle, progress=bar.update)
+                run.map50_repeats.append(again.ap['map50'])
             runs[run.key] = run
         out.append(DriveResult(d.name, d.scenario, d.seed, len(d.frames), runs))
     bar.close()
@@ -278,7 +294,7 @@ def run_drive_latencies(drives: Sequence[Drive], methods: Sequence[Method], sens
                         oracle: Optional[OracleSpec] = None,
                         latencies: Sequence[int] = (0,), seed: int = 0,
                         keep_raw_for: Sequence[str] = ('tunnel_exit',),
-                        progress: bool = False) -> List[DriveProtocolResult]:
+                        progress: bool = False, repeats: int = 1) -> List[DriveProtocolResult]:
     """
     Run :func:`run_drive_protocol` once per actuation latency (in the order given).
 
@@ -294,7 +310,7 @@ def run_drive_latencies(drives: Sequence[Drive], methods: Sequence[Method], sens
         out.append(run_drive_protocol(drives, methods, sensor, smoothings, smoothing_options,
                                       oracle, lat, seed=seed,
                                       keep_raw_for=keep_raw_for if j == 0 else (),
-                                      progress=progress))
+                                      progress=progress, repeats=repeats))
     return out
 
 

@@ -24,9 +24,21 @@ the exposures chosen by the methods that share the oracle's detector (the sweep 
 superset of what they could do), each captured with the frame's noise seed and scored by
 :func:`~.oracle.image_score`.
 
+**Causal ceiling** (:class:`OffsetSweep`, :func:`causal_ceiling`): the oracle picks per
+image with hindsight, which no causal controller can do. What a causal controller can
+reach at best is bounded by the best *single* exposure offset from the frame's own
+mid-grey exposure: frame 2 at ``e_base(frame 2) * 2 ** offset_ev`` for every image, one
+offset chosen on validation seeds (a controller that knew ``e_base`` exactly and the
+detector's preferred offset). An :class:`OffsetSweep` captures frame 2 at each candidate
+offset (same noise seed as the methods) and scores each offset's mAP per repeat; run on
+validation pairs it chooses the offset, on the test pairs it gives the ceiling's
+held-out figure (:func:`causal_ceiling`). The offsets join the oracle's candidates when
+both use the same detector, so the oracle stays above the ceiling.
+
 The result of :func:`run_shift_protocol` is a plain JSON-shaped dict (written to
 ``results.json`` as is; :mod:`.report` reads it).
 """
+from dataclasses import dataclass
 import math
 import time
 from typing import Dict, List, Optional, Sequence
@@ -39,9 +51,54 @@ from neural_ae.core.evaluation.config import SHIFT_LEVELS
 from neural_ae.core.evaluation.methods import Method, method_label
 from neural_ae.core.evaluation.oracle import image_score, OracleSpec
 from neural_ae.core.metrics.detection import CLASSES, DetectionAccumulator
+from neural_ae.core.models.perception import Perception
 import numpy as np
 
-__all__ = ['draw_kappa', 'flip_record', 'procedural_pairs', 'run_shift_protocol']
+__all__ = ['causal_ceiling', 'draw_kappa', 'flip_record', 'OffsetSweep', 'procedural_pairs',
+           'run_shift_protocol']
+
+
+@dataclass
+class OffsetSweep:
+    """Frame 2 at ``e_base * 2 ** offset_ev`` for each offset [EV], detected by ``perception``."""
+
+    perception: Perception
+    detector_from: str = ''
+    offsets_ev: tuple = (-3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0)
+
+    def __post_init__(self):
+        self.offsets_ev = tuple(float(o) for o in self.offsets_ev)
+        if not self.offsets_ev or not all(math.isfinite(o) and abs(o) <= 12
+                                          for o in self.offsets_ev):
+            raise EvaluationError(f'offset sweep: offsets_ev must be finite EV values in '
+                                  f'[-12, 12], got {self.offsets_ev}')
+
+
+def causal_ceiling(validation: dict, test: dict) -> dict:
+    """
+    Return the causal ceiling: the offset best on validation, scored on the test run.
+
+    ``validation`` / ``test``: the ``'offsets'`` entries of two :func:`run_shift_protocol`
+    results (same offsets). Returns ``{'offset_ev', 'val_map50', 'map50_mean',
+    'map50_std', 'map50_repeats', 'test_best_offset_ev', 'test_best_map50', 'val_seeds',
+    'detector_from'}`` (mAP as fractions; ``test_best_*``: the offset best in hindsight
+    on the test pairs, for reference only).
+    """
+    if tuple(validation['offsets_ev']) != tuple(test['offsets_ev']):
+        raise EvaluationError(f'causal ceiling: validation offsets {validation["offsets_ev"]} '
+                              f'differ from the test offsets {test["offsets_ev"]}')
+    val = np.asarray(validation['map50_mean'], np.float64)
+    if not np.isfinite(val).any():
+        raise EvaluationError('causal ceiling: no finite validation mAP')
+    j = int(np.nanargmax(val))
+    tst = np.asarray(test['map50_mean'], np.float64)
+    jb = int(np.nanargmax(tst)) if np.isfinite(tst).any() else j
+    return {'offset_ev': float(validation['offsets_ev'][j]), 'val_map50': float(val[j]),
+            'map50_mean': float(tst[j]), 'map50_std': float(test['map50_std'][j]),
+            'map50_repeats': list(test['map50_repeats'][j]),
+            'test_best_offset_ev': float(test['offsets_ev'][jb]),
+            'test_best_map50': float(tst[jb]), 'val_seeds': validation.get('seeds'),
+            'detector_from': test.get('detector_from', '')}
 
 
 def draw_kappa(rng: np.random.Generator, k: float) -> float:
@@ -96,7 +153,8 @@ def _ap_stats(results: list) -> dict:
 def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
                        levels: Sequence[float] = SHIFT_LEVELS, repeats: int = 12,
                        flip: bool = True, oracle: Optional[OracleSpec] = None, seed: int = 0,
-                       progress: bool = False, limits_options: Optional[dict] = None) -> dict:
+                       progress: bool = False, limits_options: Optional[dict] = None,
+                       offsets: Optional[OffsetSweep] = None) -> dict:
     """
     Run the shift protocol (module docstring) and return the figures.
 
@@ -110,7 +168,10 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
     ``|log2(e2 / e_base(frame 2))|``), and pooled over the repeats per direction of the
     shift (``under``: ``kappa = 1/k``, ``over``: ``kappa = k``) ``map50_under`` /
     ``map50_over`` and the median signed ``log2(e2 / e_base)``
-    ``log2_e2_over_ebase_median_under`` / ``_over``.
+    ``log2_e2_over_ebase_median_under`` / ``_over``. With ``offsets`` (an
+    :class:`OffsetSweep`) also ``'offsets': {'offsets_ev', 'map50_mean', 'map50_std',
+    'map50_repeats', 'detector_from', 'seeds'}`` (frame 2 at each fixed offset from its
+    ``e_base``, independent of ``k``); methods and oracle may then be empty.
     """
     sensor = sensor or S.load_sensor('imx249')
     n_pairs = len(pairs)
@@ -121,7 +182,7 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
     levels = [float(k) for k in levels]
     for k in levels:
         draw_kappa(np.random.default_rng(0), k)          # validates k
-    if not methods and oracle is None:
+    if not methods and oracle is None and offsets is None:
         raise EvaluationError('shift protocol: no methods to evaluate')
     limits = ControllerOptions(**(limits_options or {})).resolve(sensor)
     ctrls = {m.name: m.controller(sensor, smoothing='none' if m.spec.trained else None,
@@ -139,6 +200,10 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
     log_dir: Dict[tuple, List[float]] = {(n, li, d): [] for n in names + ['oracle']
                                          for li in range(len(levels)) for d in ('under', 'over')}
     shared = [m for m in methods if oracle is not None and m.perception is oracle.perception]
+    n_off = len(offsets.offsets_ev) if offsets is not None else 0
+    off_accs = {(j, r): DetectionAccumulator() for j in range(n_off) for r in range(repeats)}
+    off_to_oracle = offsets is not None and oracle is not None and \
+        offsets.perception is oracle.perception
     bar = Progress(progress, repeats * n_pairs * len(flips), 'shift protocol')
     t0 = time.perf_counter()
     for i in range(n_pairs):
@@ -170,6 +235,15 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
                         t, g, _ = limits.split(eb2 * fac)
                         st = ExposureSetting.from_linear(t, g)
                         dets, _ = oracle.perception.detect(_capture(phi2, st, sensor, seed2, v2))
+                        sweep.append((st.e_s, dets, image_score(boxes, labels, dets, w, h)))
+                for j in range(n_off):
+                    assert offsets is not None
+                    t, g, _ = limits.split(eb2 * 2.0 ** offsets.offsets_ev[j])
+                    st = ExposureSetting.from_linear(t, g)
+                    dets, _ = offsets.perception.detect(_capture(phi2, st, sensor, seed2, v2))
+                    off_accs[(j, r)].add(boxes, labels, dets['boxes'], dets['scores'],
+                                         dets['labels'], width=w, height=h)
+                    if off_to_oracle:
                         sweep.append((st.e_s, dets, image_score(boxes, labels, dets, w, h)))
                 for li, k in enumerate(levels):
                     kappa = draw_kappa(np.random.default_rng([seed, r, i, f, li, 0]), k)
@@ -234,5 +308,20 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
             out['oracle'] = entry
         else:
             out['methods'][name] = entry
+    if offsets is not None:
+        per = [[off_accs[(j, r)].compute()['map50'] for r in range(repeats)]
+               for j in range(n_off)]
+        stats = [_summary(v) for v in per]
+        out['offsets'] = {'offsets_ev': list(offsets.offsets_ev),
+                          'map50_mean': [m for m, _ in stats],
+                          'map50_std': [sd for _, sd in stats], 'map50_repeats': per,
+                          'detector_from': offsets.detector_from or offsets.perception.source,
+                          'seeds': _seed_range(pairs, n_pairs)}
     out['seconds'] = time.perf_counter() - t0
     return out
+
+
+def _seed_range(pairs, n_pairs: int) -> Optional[str]:
+    """``'a..b'``: the scene seeds of a procedural pair source, else ``None``."""
+    start = getattr(pairs, 'seed_start', None)
+    return None if start is None else f'{start}..{start + n_pairs - 1}'

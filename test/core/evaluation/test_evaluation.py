@@ -15,7 +15,8 @@ from neural_ae.core.evaluation.drives import (DriveProtocolResult, DriveResult, 
 from neural_ae.core.evaluation.methods import (baseline_names, build_methods, detector_chain,
                                                Method, method_label, method_names)
 from neural_ae.core.evaluation.oracle import image_score, OracleSpec, soft_score
-from neural_ae.core.evaluation.shift import draw_kappa, flip_record, run_shift_protocol
+from neural_ae.core.evaluation.shift import (causal_ceiling, draw_kappa, flip_record,
+                                             OffsetSweep, run_shift_protocol)
 from neural_ae.core.metrics.detection import CLASSES
 from neural_ae.core.models.perception import PerceptionResult
 from neural_ae.core.paths import config_dir
@@ -90,8 +91,18 @@ def test_kappa_is_one_over_k_or_k_with_equal_probability():
         draw_kappa(rng, 0.5)
 
 
+def _exposure_train_configs() -> list:
+    """Return the exposure-pipeline training configs (other trainers' carry a ``task:``)."""
+    import yaml
+
+    paths = sorted(config_dir().glob('train_*.yaml'))
+    return [load_config(p) for p in paths
+            if (yaml.safe_load(p.read_text()) or {}).get('task', 'exposure') == 'exposure']
+
+
 def test_test_seeds_are_disjoint_from_training_seed_ranges():
-    cfgs = [TrainConfig()] + [load_config(p) for p in sorted(config_dir().glob('train_*.yaml'))]
+    cfgs = [TrainConfig()] + _exposure_train_configs()
+    assert len(cfgs) >= 7
     ev = load_eval_config(config_dir() / 'evaluate.yaml')
     assert ev.test_seed_start >= TrainConfig().test_seed_start == TEST_SEED_START
     pairs = range(ev.test_seed_start, ev.test_seed_start + ev.shift_pairs)
@@ -150,6 +161,45 @@ def test_oracle_is_at_least_every_method_on_the_same_draws():
     assert res['oracle']['levels']['10']['map50_mean'] > \
         res['methods']['fixed']['levels']['10']['map50_mean']
     assert res['oracle']['levels']['10']['ev_error_median'] < 3.0
+
+
+def test_causal_ceiling_is_chosen_on_validation_and_below_the_oracle():
+    methods, perc = _methods(('fixed', 'average'))
+    offsets = OffsetSweep(perc, 'fake', (-6.0, -1.5, 0.0, 6.0))
+    val = run_shift_protocol(_pairs(2), [], SENSOR, levels=(1.5,), repeats=1, flip=False,
+                             offsets=offsets)['offsets']
+    assert val['offsets_ev'] == [-6.0, -1.5, 0.0, 6.0] and len(val['map50_repeats']) == 4
+    # 6 EV off e_base clips or drowns the box: worse than near mid-grey
+    assert max(val['map50_mean'][1:3]) > val['map50_mean'][0]
+    assert max(val['map50_mean'][1:3]) > val['map50_mean'][3]
+    oracle = OracleSpec(perc, 'fake', n_sweep=3, range_ev=3.0)
+    test = run_shift_protocol(_pairs(1), methods, SENSOR, levels=(10.0,), repeats=2,
+                              flip=False, oracle=oracle, offsets=offsets)
+    ceil = causal_ceiling(val, test['offsets'])
+    j = int(np.argmax(val['map50_mean']))
+    assert ceil['offset_ev'] == val['offsets_ev'][j]
+    assert ceil['map50_mean'] == test['offsets']['map50_mean'][j]   # scored on test
+    orc = test['oracle']['levels']['10']['map50_repeats']
+    assert all(o >= c - 1e-12 for o, c in zip(orc, ceil['map50_repeats']))
+    with pytest.raises(EvaluationError, match='differ'):
+        causal_ceiling(val, {**test['offsets'], 'offsets_ev': [0.0]})
+    with pytest.raises(EvaluationError, match='offsets_ev'):
+        OffsetSweep(perc, 'fake', (float('nan'),))
+    test['causal_ceiling'] = ceil
+    test['offsets_val'] = val
+    table = R.offsets_table_md(test)
+    assert f'**{ceil["offset_ev"]:+g}**' in table and table.count('\n') == 5
+    assert 'Causal ceiling' in R.shift_table_md(test)
+
+
+def test_drive_repeats_give_a_spread():
+    methods, _ = _methods(('average',))
+    res = run_drive_protocol([_tiny_drive('step10x')], methods, SENSOR, repeats=3)
+    run = res.drives[0].runs['average']
+    assert len(run.map50_repeats) == 3 and run.map50_repeats[0] == run.ap['map50']
+    assert R.map_spread(run) >= 0 and math.isfinite(R.map_spread(run))
+    with pytest.raises(EvaluationError, match='repeats'):
+        run_drive_protocol([_tiny_drive('step10x')], methods, SENSOR, repeats=0)
 
 
 def test_image_score_prefers_confident_true_positives():
@@ -244,15 +294,27 @@ def test_methods_labels_and_detectors_come_from_the_registry():
 def test_targets_are_checked_against_the_figures():
     def entry(*maps):
         return {'detector_from': 'x', 'notes': [], 'levels': {
-            k: {'map50_mean': m, 'map50_std': 0.0} for k, m in zip(('1.5', '4', '10'), maps)}}
+            k: {'map50_mean': m, 'map50_std': 0.01} for k, m in zip(('1.5', '4', '10'), maps)}}
     shift = {'levels': [1.5, 4.0, 10.0], 'methods': {
         'average': entry(0.30, 0.28, 0.20), 'gradient': entry(0.31, 0.27, 0.18),
-        'hybrid_nn': entry(0.33, 0.33, 0.30)}, 'oracle': entry(0.40, 0.40, 0.32)}
+        'hybrid_nn': entry(0.33, 0.33, 0.30), 'histogram_nn': entry(0.32, 0.30, 0.25)},
+        'oracle': entry(0.40, 0.40, 0.40),
+        'causal_ceiling': {'offset_ev': -1.5, 'val_map50': 0.3, 'map50_mean': 0.32,
+                           'map50_std': 0.01, 'val_seeds': '1000000..1000047'}}
     t = R.check_targets(shift, None)
-    assert [x['met'] for x in t] == [True, True, True]
-    assert '+10.00' in t[1]['value'] and '83%' in t[2]['value']
+    by = {x['target'].split(' ')[0] + x['target'].split(' ')[2]: x for x in t}
+    assert [x['met'] for x in t] == [True, True, True, None]
+    assert 'Histogram NN worst at k=1.5: +1.00' in t[0]['value']
+    assert '+10.00' in t[1]['value']
+    assert '83%' in t[2]['value'] and 'causal ceiling 32.00 at -1.5 EV' in t[2]['value']
+    assert t[3]['reference'] and '50%' in t[3]['value']          # (30 - 20) / (40 - 20)
+    assert 'reference' in R.targets_md(t)
+    assert len(by) == 4
     shift['methods']['hybrid_nn'] = entry(0.30, 0.33, 0.22)
-    assert [x['met'] for x in R.check_targets(shift, None)] == [False, False, False]
+    shift['methods']['histogram_nn'] = entry(0.30, 0.33, 0.25)   # ties Gradient at k = 1.5
+    assert [x['met'] for x in R.check_targets(shift, None)][:3] == [False, False, False]
+    del shift['causal_ceiling']
+    assert R.check_targets(shift, None)[2]['met'] is None      # no ceiling: not measured
 
 
 # --------------------------------------------------------------------------- checkpoints

@@ -57,8 +57,8 @@ def _methods(names=('fixed', 'average')):
 
 
 def test_latency_config_takes_a_list_or_an_int():
-    assert EvalConfig().latency_frames == (0,)
-    assert load_eval_config(config_dir() / 'evaluate.yaml').latency_frames == (0,)
+    assert EvalConfig().latency_frames == (0, 1, 2)
+    assert load_eval_config(config_dir() / 'evaluate.yaml').latency_frames == (0, 1, 2)
     assert EvalConfig(latency_frames=2).latency_frames == (2,)
     assert EvalConfig(latency_frames=[0, 1, 30]).latency_frames == (0, 1, 30)
     assert EvalConfig(latency_frames=[2, 0]).to_dict()['latency_frames'] == [2, 0]
