@@ -38,9 +38,10 @@ def add_parser(sub) -> None:
                    help='drive seed (held out: training uses seeds below 2,000,000)')
     p.add_argument('--models', default=None, help='folder of trained checkpoints '
                    '(default: the shipped models/)')
-    p.add_argument('--smoothing', default='adaptive', choices=('ema', 'adaptive'),
+    p.add_argument('--smoothing', default='stable', choices=('ema', 'adaptive', 'stable'),
                    help='smoothing of the neural controller (ema = paper Eq. 5; adaptive '
-                   'with the 0.5 EV scale chosen on validation drives)')
+                   'with the 0.5 EV scale chosen on validation drives; stable = adaptive + '
+                   'damping of sign-alternating corrections, the default)')
     p.add_argument('--camera-only', action='store_true', help='part 1 only')
     add_progress(p, text='no progress bars')
     add_device(p, 'cpu', what='the networks of the closed-loop part')
@@ -177,7 +178,8 @@ def closed_loop_part(args, out: Path, device: str = 'cpu') -> dict:
     scenes, drive = _drive(args, sensor)
     results = run_drive_protocol([drive], loaded['methods'], sensor=sensor,
                                  smoothings=(args.smoothing,),
-                                 smoothing_options={'adaptive': {'adaptive_scale_ev': 0.5}},
+                                 smoothing_options={'adaptive': {'adaptive_scale_ev': 0.5},
+                                                    'stable': {'adaptive_scale_ev': 0.5}},
                                  keep_raw_for=(drive.name,), progress=not args.no_progress)
     d = results['drives'][0]
     warnings = list(loaded['warnings'])

@@ -19,6 +19,7 @@ import math
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from neural_ae.core.controllers import ControllerOptions
+from neural_ae.core.controllers.base import SMOOTHINGS
 from neural_ae.core.errors import ConfigError, ControllerError
 from neural_ae.core.sensor import SensorConfig
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -299,9 +300,11 @@ def controller_option_specs(sensor: SensorConfig) -> List[ParamSpec]:
                   'n takes effect at frame n + 1 + latency_frames. Used to infer which '
                   'setting produced a frame when the camera does not report it.', 0, 30),
         ParamSpec('smoothing', 'default',
-                  'Temporal smoothing of the command: none, ema (Eq. 5), adaptive; '
-                  "default = the controller's own (ema for the networks, none for the "
-                  'baselines).', choices=('default', 'none', 'ema', 'adaptive')),
+                  'Temporal smoothing of the command: none, ema (Eq. 5), adaptive, stable '
+                  '(adaptive + damping of sign-alternating corrections, stable under '
+                  "actuation latency); default = the controller's own (stable for the "
+                  'networks, none for the baselines).',
+                  choices=('default',) + tuple(SMOOTHINGS)),
         ParamSpec('mu', float(d.mu),
                   'EMA weight of the previous exposure (paper: 0.9) [-].', 0.0, 0.9999),
         ParamSpec('adaptive_scale_ev', float(d.adaptive_scale_ev),

@@ -24,7 +24,8 @@ from typing import Optional, Union
 
 from neural_ae.core.controllers.base import (AdaptiveSmoothing, Controller, ControllerOptions,
                                              Decision, EmaSmoothing, ExposureSetting, Limits,
-                                             make_smoothing, NoSmoothing, Smoothing)
+                                             make_smoothing, NoSmoothing, Smoothing,
+                                             StableSmoothing)
 from neural_ae.core.controllers.registry import (controller_names, ControllerSpec, get_spec,
                                                  register, specs)
 # Importing a controller module registers its controllers (in this order).
@@ -41,6 +42,7 @@ __all__ = ['AdaptiveSmoothing', 'AverageController', 'CONTROLLER_NAMES', 'Contro
            'build_controller', 'EmaSmoothing', 'ExposureSetting', 'FixedController', 'get_spec',
            'GradientController', 'Limits', 'make_controller', 'make_smoothing',
            'NeuralController', 'NoSmoothing', 'OracleController', 'register', 'Smoothing',
+           'StableSmoothing',
            'specs', 'well_exposed_score']
 
 

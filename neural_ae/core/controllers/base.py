@@ -11,14 +11,18 @@ configured by :class:`ControllerOptions`:
   is sent in, microseconds and decibels, whatever the policy, the network or the frame
   gives: NaN, inf or huge values included);
 - EV compensation, a deadband and a maximum step per frame (EV);
-- smoothing as a small strategy object (``'none'``, ``'ema'`` = Eq. 5, ``'adaptive'``);
+- smoothing as a small strategy object (``'none'``, ``'ema'`` = Eq. 5, ``'adaptive'``,
+  ``'stable'`` = adaptive plus damping of sign-alternating corrections);
 - fixed exposure time or fixed gain with the other automatic;
 - exposure priority (Eq. 6: time up to ``T_max`` first, then gain) or gain priority;
 - mains flicker avoidance (exposure time in whole multiples of 10 ms or 8.33 ms when
   it is that long, the difference made up with gain; see :meth:`Limits.split`);
-- actuation latency: the target is always computed from the setting that produced the
-  frame (``target = used_e * u``) and smoothing starts from the last *commanded*
-  exposure, so commands still in flight are not corrected twice;
+- actuation latency, handled as a Smith predictor does: the target is always computed
+  from the setting that produced the frame (``target = used_e * u``, an absolute
+  exposure), and the command moves from the setting predicted to be in force when it
+  lands, the last *commanded* exposure (every command still in flight will have landed
+  by then); so a correction still in flight is never applied twice, whatever the
+  latency (:class:`StableSmoothing` documents the loop);
 - a fallback to Average AE when a policy returns a non-finite or non-positive value;
 - float frames with NaN / inf pixels are measured on their finite pixels; a frame with
   no finite pixel holds the last command (``fallback`` set, ``info['hold_reason']``);
@@ -52,7 +56,7 @@ LOG = logging.getLogger(__name__)
 FLICKER_PERIODS_S = {'off': None, '50hz': 0.010, '60hz': 1.0 / 120.0}
 """Light from AC mains pulses at twice the mains frequency: 10 ms (50 Hz), 8.33 ms (60 Hz)."""
 PRIORITIES = ('exposure', 'gain')
-SMOOTHINGS = ('none', 'ema', 'adaptive')
+SMOOTHINGS = ('none', 'ema', 'adaptive', 'stable')
 WHOLE_PERIOD_TOL = 1e-7
 """Relative slack for an exposure-time bound to count as a whole number of light periods."""
 
@@ -163,10 +167,12 @@ class ControllerOptions:
     - ``latency_frames`` [frames]: a command issued after frame ``n`` takes effect at frame
       ``n + 1 + latency_frames``; used to infer the setting of a frame when the caller
       does not pass it, and by the closed-loop simulator.
-    - ``smoothing``: ``'none'``, ``'ema'`` (Eq. 5 in log space) or ``'adaptive'`` (EMA
-      whose ``mu`` shrinks for large corrections: ``mu * exp(-(dEV / adaptive_scale_ev)^2)``);
-      ``None`` = the controller's default (``'ema'`` for the networks, ``'none'`` for the
-      baselines, which carry their own update laws).
+    - ``smoothing``: ``'none'``, ``'ema'`` (Eq. 5 in log space), ``'adaptive'`` (EMA
+      whose ``mu`` shrinks for large corrections: ``mu * exp(-(dEV / adaptive_scale_ev)^2)``)
+      or ``'stable'`` (adaptive, and a correction that reverses the previous one is
+      halved per consecutive reversal: :class:`StableSmoothing`); ``None`` = the
+      controller's default (``'stable'`` for the networks, ``'none'`` for the baselines,
+      which carry their own update laws).
     - ``mu``: EMA weight of the previous exposure (paper: 0.9), in [0, 1).
     - ``adaptive_scale_ev`` [EV]: correction size at which adaptive ``mu`` drops to
       ``mu / e``, in (0, 12].
@@ -487,15 +493,21 @@ class Smoothing(ABC):
     """
     How the next command moves from the last commanded exposure towards the target.
 
-    ``__call__(last_e_s, target_e_s) -> (new_e_s, mu_used)``; stateless, so one instance
-    may serve many frames. Issue 5 adds strategies here.
+    ``__call__(last_e_s, target_e_s, used_e_s) -> (new_e_s, mu_used)``, once per frame
+    (``used_e_s``: the exposure value that produced the frame);
+    :meth:`reset` forgets any state (:meth:`Controller.reset` calls it). ``none``,
+    ``ema`` and ``adaptive`` are stateless; ``stable`` remembers its last step.
     """
 
     name = 'base'
 
     @abstractmethod
-    def __call__(self, last_e_s: float, target_e_s: float) -> tuple:
-        """Return ``(new_e_s, mu)``."""
+    def __call__(self, last_e_s: float, target_e_s: float,
+                 used_e_s: Optional[float] = None) -> tuple:
+        """Return ``(new_e_s, mu)``; ``used_e_s`` produced the frame (optional)."""
+
+    def reset(self) -> None:
+        """Forget any state (the stateless strategies have none)."""
 
 
 class NoSmoothing(Smoothing):
@@ -503,7 +515,8 @@ class NoSmoothing(Smoothing):
 
     name = 'none'
 
-    def __call__(self, last_e_s: float, target_e_s: float) -> tuple:
+    def __call__(self, last_e_s: float, target_e_s: float,
+                 used_e_s: Optional[float] = None) -> tuple:
         """Return the target unchanged."""
         return target_e_s, 0.0
 
@@ -520,7 +533,8 @@ class EmaSmoothing(Smoothing):
     def __init__(self, mu: float = 0.9):
         self.mu = float(mu)
 
-    def __call__(self, last_e_s: float, target_e_s: float) -> tuple:
+    def __call__(self, last_e_s: float, target_e_s: float,
+                 used_e_s: Optional[float] = None) -> tuple:
         """Geometric interpolation with weight ``mu`` on the last command."""
         return _geo(last_e_s, target_e_s, self.mu), self.mu
 
@@ -539,11 +553,109 @@ class AdaptiveSmoothing(Smoothing):
         self.mu = float(mu)
         self.scale_ev = float(scale_ev)
 
-    def __call__(self, last_e_s: float, target_e_s: float) -> tuple:
+    def __call__(self, last_e_s: float, target_e_s: float,
+                 used_e_s: Optional[float] = None) -> tuple:
         """Geometric interpolation with the adapted weight."""
         ratio = abs(math.log2(target_e_s / last_e_s)) / self.scale_ev
         mu = self.mu * math.exp(-ratio * ratio) if ratio < 40.0 else 0.0
         return _geo(last_e_s, target_e_s, mu), mu
+
+
+class StableSmoothing(AdaptiveSmoothing):
+    """
+    Adaptive smoothing that learns the policy's loop gain and damps reversals.
+
+    The controller knows which setting produced each frame (``used``) and what the policy
+    asked for on it (``target``). With ``x = log2 used`` and the policy's correction
+    ``f = log2(target / used)``, a policy that is right everywhere has ``f = x* - x``;
+    a real network has ``f ~ g (x* - x)`` with a loop gain ``g`` that is not one (the
+    demo networks under-correct large errors, some over-correct), and a loop gain above
+    one rings under actuation latency. Per frame:
+
+    1. **Loop gain** (a secant step): the last two observations made at exposures at
+       least ``secant_min_ev`` apart give ``g = -(f_b - f_a) / (x_b - x_a)``, clipped to
+       ``[min_gain, max_gain]`` (1 until two such observations exist). The corrected
+       target is ``x + f / g``: one landing undoes an error the policy over- or
+       under-corrects. Frames exposed by the same setting (still waiting for a command
+       in flight, latency > 0) carry no new information about ``g``: they only refresh the
+       latest observation, so a correction in flight is never applied twice.
+    2. **Adaptive step** (:class:`AdaptiveSmoothing`) from the last command (the setting
+       predicted to be in force when the new command lands) towards that target: large
+       corrections at once, small ones damped by ``mu``.
+    3. **Reversal damping**: a step that reverses the direction of the previous
+       non-negligible step, without a new loop-gain estimate to explain it, is scaled by
+       ``reversal_gain ** n`` (``n`` consecutive reversals, at least
+       ``min_reversal_gain``); a step in the same direction resets ``n``. This lowers the
+       loop gain below one exactly where the policy contradicts itself at (nearly) the
+       same exposure (noise, oncoming headlights), i.e. where it is unsure; steps below
+       ``min_step_ev`` neither count nor reset.
+
+    Without ``used`` (a caller of the bare strategy) step 1 is skipped.
+    """
+
+    name = 'stable'
+
+    def __init__(self, mu: float = 0.9, scale_ev: float = 1.0, min_gain: float = 0.5,
+                 max_gain: float = 4.0, secant_min_ev: float = 0.5,
+                 reversal_gain: float = 0.5, min_reversal_gain: float = 0.125,
+                 min_step_ev: float = 0.02):
+        super().__init__(mu, scale_ev)
+        self.min_gain, self.max_gain = float(min_gain), float(max_gain)
+        self.secant_min_ev = float(secant_min_ev)
+        self.reversal_gain = float(reversal_gain)
+        self.min_reversal_gain = float(min_reversal_gain)
+        self.min_step_ev = float(min_step_ev)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the observations, the loop gain and the last step."""
+        self._prev: Optional[tuple] = None
+        self._cur: Optional[tuple] = None
+        self.loop_gain = 1.0
+        self._last_step_ev = 0.0
+        self._reversals = 0
+
+    def _observe(self, used_e_s: float, target_e_s: float) -> tuple:
+        """
+        Record ``(x, f)`` of this frame.
+
+        Returns the gain-corrected target [s] and whether this frame gave a new loop-gain
+        estimate (an exposure ``secant_min_ev`` away from the last observation).
+        """
+        x = math.log2(used_e_s)
+        f = math.log2(target_e_s / used_e_s)
+        fresh = False
+        if self._cur is not None and abs(x - self._cur[0]) < self.secant_min_ev:
+            self._cur = (x, f)                     # same exposure: refresh, no new slope
+        else:
+            self._prev, self._cur = self._cur, (x, f)
+            if self._prev is not None:
+                g = -(self._cur[1] - self._prev[1]) / (self._cur[0] - self._prev[0])
+                if math.isfinite(g):
+                    self.loop_gain = min(max(g, self.min_gain), self.max_gain)
+                    fresh = True
+        return 2.0 ** (x + f / self.loop_gain), fresh
+
+    def __call__(self, last_e_s: float, target_e_s: float,
+                 used_e_s: Optional[float] = None) -> tuple:
+        """Gain-corrected, adaptive step towards the target, shrunk when it reverses."""
+        fresh = False
+        if used_e_s is not None and used_e_s > 0 and math.isfinite(used_e_s):
+            target_e_s, fresh = self._observe(used_e_s, target_e_s)
+        new, mu = super().__call__(last_e_s, target_e_s)
+        step = math.log2(new / last_e_s)
+        if abs(step) < self.min_step_ev:
+            return new, mu
+        if step * self._last_step_ev < 0 and not fresh:
+            self._reversals += 1
+            gain = max(self.reversal_gain ** self._reversals, self.min_reversal_gain)
+            step *= gain
+            new = last_e_s * 2.0 ** step
+            mu = 1.0 - (1.0 - mu) * gain
+        else:
+            self._reversals = 0
+        self._last_step_ev = step
+        return new, mu
 
 
 def _geo(a: float, b: float, mu: float) -> float:
@@ -551,13 +663,15 @@ def _geo(a: float, b: float, mu: float) -> float:
 
 
 def make_smoothing(name: str, mu: float = 0.9, scale_ev: float = 1.0) -> Smoothing:
-    """Smoothing strategy by name: ``'none'``, ``'ema'`` or ``'adaptive'``."""
+    """Smoothing strategy by name: ``'none'``, ``'ema'``, ``'adaptive'`` or ``'stable'``."""
     if name == 'none':
         return NoSmoothing()
     if name == 'ema':
         return EmaSmoothing(mu)
     if name == 'adaptive':
         return AdaptiveSmoothing(mu, scale_ev)
+    if name == 'stable':
+        return StableSmoothing(mu, scale_ev)
     raise ControllerError(f'unknown smoothing {name!r}; expected one of {SMOOTHINGS}')
 
 
@@ -724,6 +838,7 @@ class Controller(ABC):
         self.last_raw = None
         self.last_decision = None
         self.frame_index = 0
+        self.smoothing.reset()
         self._reset_state()
         return setting
 
@@ -789,7 +904,7 @@ class Controller(ABC):
                 return self.hold(used, info)
         desired, fallback = self.measure(raw, used, features, info)
         desired, target, clamped = self.target(desired)
-        new, filtered = self.smooth(target)
+        new, filtered = self.smooth(target, used)
         new = self.limit(new)
         setting, split_clamped = self.split(new)
         info.update(desired_e_s=desired, **filtered, error_ev=math.log2(target / used.e_s))
@@ -832,9 +947,9 @@ class Controller(ABC):
         target = min(max(desired, e_lo), e_hi)
         return desired, target, abs(math.log(target / desired)) > 1e-6
 
-    def smooth(self, target: float) -> tuple:
+    def smooth(self, target: float, used: Optional[ExposureSetting] = None) -> tuple:
         """
-        Stage 3: from the last command towards ``target`` [s].
+        Stage 3: from the last command towards ``target`` [s]; ``used`` produced the frame.
 
         Deadband and smoothing (controllers that follow the scene), then the step limit.
         Returns ``(e_s, {'mu', 'deadband', 'step_limited'})``.
@@ -848,7 +963,8 @@ class Controller(ABC):
             if opts.deadband_ev > 0 and abs(math.log2(target / last_e)) < opts.deadband_ev:
                 new, in_deadband = last_e, True
             else:
-                new, mu = self.smoothing(last_e, target)
+                new, mu = self.smoothing(last_e, target,
+                                         used.e_s if used is not None else None)
         step_limited = False
         if opts.max_step_ev is not None:
             d_ev = math.log2(new / last_e)

@@ -128,7 +128,7 @@ class NeuralController(Controller):
     every :meth:`step` (the detector's ``layer2`` output of the same frame).
     """
 
-    default_smoothing = 'ema'
+    default_smoothing = 'stable'
 
     def __init__(self, name: str = 'hybrid_nn', options: Optional[ControllerOptions] = None,
                  sensor: Optional[SensorConfig] = None,

@@ -30,7 +30,7 @@ SHIFT_LEVELS = (1.5, 4.0, 10.0)
 """The shift levels ``k`` of the paper's Table 1."""
 DRIVE_SCENARIOS = ('tunnel_exit', 'tunnel_in_out', 'low_sun', 'night_headlights', 'step10x')
 """Drive scenarios of the drive protocol (``step10x``: :func:`~.drives.step_drive`)."""
-SMOOTHINGS = ('ema', 'adaptive')
+SMOOTHINGS = ('ema', 'adaptive', 'stable')
 """Smoothings the trained controllers run with in the drives (once each)."""
 MAX_LATENCY_FRAMES = 30
 """Largest actuation latency of the drive protocol [frames]."""
@@ -180,8 +180,9 @@ class EvalConfig:
         self.latency_frames = check_latencies(self.latency_frames,
                                               'evaluate config: latency_frames')
         self.drive_smoothings = tuple(self.drive_smoothings)
-        if any(s not in ('none', 'ema', 'adaptive') for s in self.drive_smoothings):
-            bad(f'drive_smoothings must be none|ema|adaptive, got {self.drive_smoothings}')
+        if any(s not in ('none', 'ema', 'adaptive', 'stable') for s in self.drive_smoothings):
+            bad(f'drive_smoothings must be none|ema|adaptive|stable, got '
+                f'{self.drive_smoothings}')
         for name in ('ema_mu', 'adaptive_mu'):
             if not 0 <= getattr(self, name) < 1:
                 bad(f'{name} must be in [0, 1), got {getattr(self, name)}')
@@ -198,6 +199,8 @@ class EvalConfig:
         return {'ema': {'mu': self.ema_mu},
                 'adaptive': {'mu': self.adaptive_mu,
                              'adaptive_scale_ev': self.adaptive_scale_ev},
+                'stable': {'mu': self.adaptive_mu,
+                           'adaptive_scale_ev': self.adaptive_scale_ev},
                 'none': {}}
 
     def to_dict(self) -> dict:

@@ -271,7 +271,8 @@ def test_underflowing_exposure_values_and_tiny_scales_never_raise(ev, const_net)
     d = c.step(np.full((32, 32), BLACK + 100, np.uint16), used)
     assert d.info['mu'] == 0.0 and d.setting.e_s == pytest.approx(d.target_e_s, rel=1e-9)
     # A network at the widest m_exp proposing the smallest positive float.
-    c = make_controller('histogram_nn', ControllerOptions(m_exp=1000.0, ev_compensation=ev),
+    c = make_controller('histogram_nn', ControllerOptions(m_exp=1000.0, ev_compensation=ev,
+                                                          smoothing='ema'),
                         sensor=SENSOR, model=const_net(5e-324))
     used = c.reset(ExposureSetting(1000.0, 0.0))
     d = c.step(np.full((32, 32), 1000, np.uint16), used)

@@ -230,12 +230,17 @@ def test_defaults_reproduce_the_paper():
     o = ControllerOptions()
     assert (o.mu, o.m_exp, o.max_exposure_us, o.max_step_ev, o.deadband_ev, o.flicker) == \
         (0.9, 10.0, 15000.0, None, 0.0, 'off')
-    assert make_controller('hybrid_nn', sensor=SENSOR).smoothing.name == 'ema'
+    # the networks default to 'stable' (stable under actuation latency, issue 11); the
+    # paper's Eq. 5 EMA is one option away
+    assert make_controller('hybrid_nn', sensor=SENSOR).smoothing.name == 'stable'
+    assert make_controller('hybrid_nn', ControllerOptions(smoothing='ema'),
+                           sensor=SENSOR).smoothing.name == 'ema'
     assert make_controller('average', sensor=SENSOR).smoothing.name == 'none'
 
 
 def test_ema_is_eq5_and_split_is_eq6(const_net):
-    c = _controller('histogram_nn', value=4.0, const_net=const_net)
+    c = _controller('histogram_nn', ControllerOptions(smoothing='ema'), value=4.0,
+                    const_net=const_net)
     used = c.reset(ExposureSetting(1000.0, 0.0))
     d = c.step(np.full((32, 32), 1000, np.uint16), used)
     assert d.setting.e_s == pytest.approx(1e-3 * 4.0 ** 0.1, rel=1e-9)
