@@ -738,6 +738,14 @@ def write_report(out_dir, context: dict, shift: Optional[dict] = None,
                'mAP@0.5 [%] pooled over the repeats, and in brackets where frame 2 landed: '
                'median log2(e2 / e_base) (0 = mid-grey, negative = darker). under = frame 1 '
                'at e_base / k, over = at k x e_base.', '', direction_table_md(shift), '']
+        slopes = [(n, e['correction_slope']) for n, e in shift['methods'].items()
+                  if e.get('correction_slope') is not None]
+        if slopes:
+            md += ['One-step correction: least-squares slope of log2 u on log2 kappa over all '
+                   'levels (u = e2 / e1, kappa = e1 / e_base as delivered; -1 = the shift '
+                   'undone in one step, 0 = not at all): '
+                   + ', '.join(f'{method_label(n)} {_num(v, "{:+.2f}")}' for n, v in slopes)
+                   + '.', '']
         offsets = offsets_table_md(shift)
         if offsets:
             c = shift['causal_ceiling']

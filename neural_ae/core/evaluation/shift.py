@@ -54,8 +54,8 @@ from neural_ae.core.metrics.detection import CLASSES, DetectionAccumulator
 from neural_ae.core.models.perception import Perception
 import numpy as np
 
-__all__ = ['causal_ceiling', 'draw_kappa', 'flip_record', 'OffsetSweep', 'procedural_pairs',
-           'run_shift_protocol']
+__all__ = ['causal_ceiling', 'correction_slope', 'draw_kappa', 'flip_record', 'OffsetSweep',
+           'procedural_pairs', 'run_shift_protocol']
 
 
 @dataclass
@@ -200,6 +200,8 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
     log_dir: Dict[tuple, List[float]] = {(n, li, d): [] for n in names + ['oracle']
                                          for li in range(len(levels)) for d in ('under', 'over')}
     shared = [m for m in methods if oracle is not None and m.perception is oracle.perception]
+    # (log2 kappa, log2 u) per method: how much of the shift one step undoes
+    steps: Dict[str, List[tuple]] = {n: [] for n in names}
     n_off = len(offsets.offsets_ev) if offsets is not None else 0
     off_accs = {(j, r): DetectionAccumulator() for j in range(n_off) for r in range(repeats)}
     off_to_oracle = offsets is not None and oracle is not None and \
@@ -265,6 +267,8 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
                                                        dets['scores'], dets['labels'],
                                                        width=w, height=h)
                         log_dir[(m.name, li, side)].append(math.log2(set2.e_s / eb2))
+                        steps[m.name].append((math.log2(set1.e_s / eb1),
+                                              math.log2(set2.e_s / set1.e_s)))
                         if m in shared:
                             cands.append((set2.e_s, dets, image_score(boxes, labels, dets, w,
                                                                       h)))
@@ -304,6 +308,8 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
             per_level[f'{k:g}'] = stats
         entry = {'detector_from': det_from, 'notes': notes, 'untrained': untrained,
                  'levels': per_level}
+        if name in steps:
+            entry['correction_slope'] = correction_slope(steps[name])
         if name == 'oracle':
             out['oracle'] = entry
         else:
@@ -319,6 +325,22 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
                           'seeds': _seed_range(pairs, n_pairs)}
     out['seconds'] = time.perf_counter() - t0
     return out
+
+
+def correction_slope(points: Sequence[tuple]) -> float:
+    """
+    Least-squares slope of ``log2 u`` on ``log2 kappa`` over ``(log2 kappa, log2 u)`` points.
+
+    ``u = e2 / e1`` is the one-step correction and ``kappa = e1 / e_base(frame 1)`` the
+    shift (as delivered by the sensor's bounds): -1 undoes the shift fully, 0 not at all
+    (NaN with fewer than two distinct shifts).
+    """
+    arr = np.asarray(points, np.float64).reshape(-1, 2)
+    arr = arr[np.all(np.isfinite(arr), axis=1)]
+    if arr.shape[0] < 2 or np.ptp(arr[:, 0]) < 1e-9:
+        return math.nan
+    x, y = arr[:, 0] - arr[:, 0].mean(), arr[:, 1] - arr[:, 1].mean()
+    return float((x * y).sum() / (x * x).sum())
 
 
 def _seed_range(pairs, n_pairs: int) -> Optional[str]:

@@ -15,7 +15,8 @@ from neural_ae.core.evaluation.drives import (DriveProtocolResult, DriveResult, 
 from neural_ae.core.evaluation.methods import (baseline_names, build_methods, detector_chain,
                                                Method, method_label, method_names)
 from neural_ae.core.evaluation.oracle import image_score, OracleSpec, soft_score
-from neural_ae.core.evaluation.shift import (causal_ceiling, draw_kappa, flip_record,
+from neural_ae.core.evaluation.shift import (causal_ceiling, correction_slope, draw_kappa,
+                                             flip_record,
                                              OffsetSweep, run_shift_protocol)
 from neural_ae.core.metrics.detection import CLASSES
 from neural_ae.core.models.perception import PerceptionResult
@@ -190,6 +191,16 @@ def test_causal_ceiling_is_chosen_on_validation_and_below_the_oracle():
     table = R.offsets_table_md(test)
     assert f'**{ceil["offset_ev"]:+g}**' in table and table.count('\n') == 5
     assert 'Causal ceiling' in R.shift_table_md(test)
+
+
+def test_correction_slope():
+    pts = [(k, -0.5 * k + 0.3) for k in (-3.3, -1.0, 0.0, 2.0, 3.3)]
+    assert correction_slope(pts) == pytest.approx(-0.5)
+    assert math.isnan(correction_slope([(1.0, 2.0), (1.0, 3.0)]))
+    methods, _ = _methods(('fixed', 'average'))
+    res = run_shift_protocol(_pairs(1), methods, SENSOR, levels=(4.0, 10.0), repeats=2)
+    assert res['methods']['fixed']['correction_slope'] == pytest.approx(0.0, abs=1e-9)
+    assert res['methods']['average']['correction_slope'] < -0.2      # it corrects
 
 
 def test_drive_repeats_give_a_spread():
