@@ -193,6 +193,19 @@ def _checkpoint_lines(cks: dict) -> list:
 
 def run(args) -> int:
     """Run the chosen protocols, print the tables, write the report."""
+    from neural_ae.core.evaluation.distributed import join as join_shard, leave
+
+    t_start = time.perf_counter()
+    device = apply_device_threads(args, error=EvaluationError)
+    shard = join_shard(device or 'cpu')
+    try:
+        return _run_protocols(args, device, shard, t_start)
+    finally:
+        leave(shard)
+
+
+def _run_protocols(args, device, shard, t_start) -> int:
+    """Run the protocols on one rank (rank 0 alone prints and writes)."""
     import torch
     from neural_ae.core.evaluation import report as R
     from neural_ae.core.evaluation.bag import DrivePairs, load_bag_drive
@@ -206,8 +219,9 @@ def run(args) -> int:
     from neural_ae.core.paths import config_dir
     from neural_ae.core.sensor import load_sensor
 
-    t_start = time.perf_counter()
-    device = apply_device_threads(args, error=EvaluationError)
+    if not shard.main:                     # one rank prints, writes and draws progress
+        sys.stdout = open(os.devnull, 'w')
+        args.no_progress = True
     config = args.config or str(config_dir() / 'evaluate.yaml')
     methods = None
     if args.methods:
@@ -296,10 +310,11 @@ def run(args) -> int:
             val_offsets = run_shift_protocol(val_pairs, [], sensor, cfg.shift_levels[:1],
                                              cfg.ceiling_val_repeats, cfg.shift_flip, None,
                                              seed=cfg.noise_seed, progress=progress,
-                                             offsets=offsets)['offsets']
+                                             offsets=offsets, shard=shard)['offsets']
         shift = run_shift_protocol(pairs, built['methods'], sensor, cfg.shift_levels,
                                    cfg.shift_repeats, cfg.shift_flip, oracle,
-                                   seed=cfg.noise_seed, progress=progress, offsets=offsets)
+                                   seed=cfg.noise_seed, progress=progress, offsets=offsets,
+                                   shard=shard)
         if val_offsets is not None:
             shift['offsets_val'] = val_offsets
             shift['causal_ceiling'] = causal_ceiling(val_offsets, shift['offsets'])
@@ -317,7 +332,8 @@ def run(args) -> int:
         drives = run_drive_latencies(drive_list, built['methods'], sensor,
                                      cfg.drive_smoothings, cfg.smoothing_options(), d_oracle,
                                      cfg.latency_frames, seed=cfg.noise_seed,
-                                     progress=progress, repeats=cfg.drive_repeats)
+                                     progress=progress, repeats=cfg.drive_repeats,
+                                     shard=shard)
         print('\nDrive protocol (closed loop):')
         print(R.drive_tables_text(drives))
         for res in drives:
@@ -373,6 +389,10 @@ def run(args) -> int:
                      'models_dir': str(models), 'protocols': sorted(protocols),
                      'quick': bool(args.quick), 'oracle_from': built['oracle_from'],
                      'bag_radiance': bag_radiance}}
+    if shard.world > 1:
+        context['settings']['processes'] = shard.world
+    if not shard.main:
+        return 0
     written = R.write_report(out, context, shift, drives, bag, drive_frames, sensor)
     if written['targets']:
         print('\nTargets:')

@@ -21,7 +21,7 @@ its ``latency_frames``); :func:`step_response` reads the exposure after the 10x 
 """
 from dataclasses import dataclass, field
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TYPE_CHECKING
 
 from neural_ae.core import sensor as S
 from neural_ae.core.controllers import ControllerOptions
@@ -32,6 +32,9 @@ from neural_ae.core.evaluation.methods import Method
 from neural_ae.core.evaluation.oracle import DetectorOracle, OracleSpec
 from neural_ae.core.metrics.detection import DetectionAccumulator
 import numpy as np
+
+if TYPE_CHECKING:
+    from neural_ae.core.evaluation.distributed import Shard
 
 REPEAT_SEED_STEP = 7919
 """Noise seed of drive repeat ``r``: ``seed + REPEAT_SEED_STEP * r``."""
@@ -236,9 +239,14 @@ def run_drive_protocol(drives: Sequence[Drive], methods: Sequence[Method], senso
                        smoothing_options: Optional[dict] = None,
                        oracle: Optional[OracleSpec] = None, latency_frames: int = 0,
                        seed: int = 0, keep_raw_for: Sequence[str] = ('tunnel_exit',),
-                       progress: bool = False, repeats: int = 1) -> DriveProtocolResult:
+                       progress: bool = False, repeats: int = 1,
+                       shard: Optional['Shard'] = None) -> DriveProtocolResult:
     """
     Run every method in closed loop (trained ones once per smoothing) over every drive.
+
+    ``shard`` (:class:`~neural_ae.core.evaluation.distributed.Shard`): this process runs
+    every ``world``-th (drive, method) job and the ranks exchange their runs; every rank
+    returns what a single process returns.
 
     ``repeats`` > 1 reruns every job with new sensor noise (seed ``seed + REPEAT_SEED_STEP
     * r``) and records each repeat's mAP in ``DriveRun.map50_repeats`` (its run-to-run
@@ -263,27 +271,37 @@ def run_drive_protocol(drives: Sequence[Drive], methods: Sequence[Method], senso
     if not (isinstance(repeats, int) and repeats >= 1):
         raise EvaluationError(f'drive protocol: repeats must be an integer >= 1, got '
                               f'{repeats!r}')
-    total = sum(len(d.frames) for d in drives) * len(jobs) * repeats
+    tasks = [(di, ji) for di in range(len(drives)) for ji in range(len(jobs))]
+    mine = [tasks[t] for t in (shard.indices(len(tasks)) if shard is not None
+                               else range(len(tasks)))]
+    total = sum(len(drives[di].frames) for di, _ in mine) * repeats
     bar = Progress(progress, total, 'drive protocol')
     t0 = time.perf_counter()
+    done: Dict[int, DriveRun] = {}
+    for di, ji in mine:
+        d = drives[di]
+        m, sm = jobs[ji]
+        opts = {'latency_frames': latency_frames}
+        if sm is not None:
+            opts.update(smoothing_options.get(sm, {}))
+        run = run_drive(d, m, sensor, sm, opts, seed=seed, oracle=oracle,
+                        keep_raw=d.name in keep_raw_for, progress=bar.update)
+        run.map50_repeats = [run.ap['map50']]
+        for r in range(1, repeats):
+            again = run_drive(d, m, sensor, sm, opts, seed=seed + REPEAT_SEED_STEP * r,
+                              oracle=oracle, progress=bar.update)
+            run.map50_repeats.append(again.ap['map50'])
+        done[di * len(jobs) + ji] = run
+    bar.close()
+    if shard is not None:
+        done = shard.merge(done)
     out = []
-    for d in drives:
+    for di, d in enumerate(drives):
         runs = {}
-        keep = d.name in keep_raw_for
-        for m, sm in jobs:
-            opts = {'latency_frames': latency_frames}
-            if sm is not None:
-                opts.update(smoothing_options.get(sm, {}))
-            run = run_drive(d, m, sensor, sm, opts, seed=seed, oracle=oracle, keep_raw=keep,
-                            progress=bar.update)
-            run.map50_repeats = [run.ap['map50']]
-            for r in range(1, repeats):
-                again = run_drive(d, m, sensor, sm, opts, seed=seed + REPEAT_SEED_STEP * r,
-                                  oracle=oracle, progress=bar.update)
-                run.map50_repeats.append(again.ap['map50'])
+        for ji in range(len(jobs)):
+            run = done[di * len(jobs) + ji]
             runs[run.key] = run
         out.append(DriveResult(d.name, d.scenario, d.seed, len(d.frames), runs))
-    bar.close()
     return DriveProtocolResult(out, time.perf_counter() - t0, latency_frames,
                                list(smoothings), smoothing_options)
 
@@ -294,7 +312,8 @@ def run_drive_latencies(drives: Sequence[Drive], methods: Sequence[Method], sens
                         oracle: Optional[OracleSpec] = None,
                         latencies: Sequence[int] = (0,), seed: int = 0,
                         keep_raw_for: Sequence[str] = ('tunnel_exit',),
-                        progress: bool = False, repeats: int = 1) -> List[DriveProtocolResult]:
+                        progress: bool = False, repeats: int = 1,
+                        shard: Optional['Shard'] = None) -> List[DriveProtocolResult]:
     """
     Run :func:`run_drive_protocol` once per actuation latency (in the order given).
 
@@ -310,7 +329,7 @@ def run_drive_latencies(drives: Sequence[Drive], methods: Sequence[Method], sens
         out.append(run_drive_protocol(drives, methods, sensor, smoothings, smoothing_options,
                                       oracle, lat, seed=seed,
                                       keep_raw_for=keep_raw_for if j == 0 else (),
-                                      progress=progress, repeats=repeats))
+                                      progress=progress, repeats=repeats, shard=shard))
     return out
 
 

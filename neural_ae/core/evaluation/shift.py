@@ -41,7 +41,7 @@ The result of :func:`run_shift_protocol` is a plain JSON-shaped dict (written to
 from dataclasses import dataclass
 import math
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, TYPE_CHECKING
 
 from neural_ae.core import sensor as S
 from neural_ae.core.controllers import ControllerOptions, ExposureSetting
@@ -53,6 +53,9 @@ from neural_ae.core.evaluation.oracle import image_score, OracleSpec
 from neural_ae.core.metrics.detection import CLASSES, DetectionAccumulator
 from neural_ae.core.models.perception import Perception
 import numpy as np
+
+if TYPE_CHECKING:
+    from neural_ae.core.evaluation.distributed import Shard
 
 __all__ = ['causal_ceiling', 'correction_slope', 'draw_kappa', 'flip_record', 'OffsetSweep',
            'procedural_pairs', 'run_shift_protocol']
@@ -131,6 +134,13 @@ def _capture(phi, setting: ExposureSetting, sensor, seed, var_rate=None) -> np.n
                      source_var_e=src)
 
 
+def _np(x) -> np.ndarray:
+    """Return a detection field as a numpy array (off the device, plain for pickling)."""
+    if hasattr(x, 'detach'):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
 def _summary(values: list) -> tuple:
     arr = np.asarray([v for v in values if v is not None and math.isfinite(v)], np.float64)
     if arr.size == 0:
@@ -154,9 +164,14 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
                        levels: Sequence[float] = SHIFT_LEVELS, repeats: int = 12,
                        flip: bool = True, oracle: Optional[OracleSpec] = None, seed: int = 0,
                        progress: bool = False, limits_options: Optional[dict] = None,
-                       offsets: Optional[OffsetSweep] = None) -> dict:
+                       offsets: Optional[OffsetSweep] = None,
+                       shard: Optional['Shard'] = None) -> dict:
     """
     Run the shift protocol (module docstring) and return the figures.
+
+    ``shard`` (:class:`~neural_ae.core.evaluation.distributed.Shard`): this process runs
+    every ``world``-th pair from its ``rank`` and the ranks exchange their results, so
+    every rank returns exactly the figures of a single-process run.
 
     ``pairs``: a sized, indexable source of records with ``rad1``, ``rad2`` ``(H, W, 3)``
     radiance [e-/s], ``boxes`` ``(N, 4)`` xyxy and ``labels`` ``(N,)`` of frame 2, optional
@@ -190,25 +205,19 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
              for m in methods}
     flips = (False, True) if flip else (False,)
     names = [m.name for m in methods]
-    accs = {(n, li, r): DetectionAccumulator() for n in names + ['oracle']
-            for li in range(len(levels)) for r in range(repeats)}
-    ev_err: Dict[tuple, List[float]] = {(n, li): [] for n in names + ['oracle']
-                                        for li in range(len(levels))}
-    # pooled over repeats, split by the direction of the shift (diagnostics)
-    by_dir = {(n, li, d): DetectionAccumulator() for n in names + ['oracle']
-              for li in range(len(levels)) for d in ('under', 'over')}
-    log_dir: Dict[tuple, List[float]] = {(n, li, d): [] for n in names + ['oracle']
-                                         for li in range(len(levels)) for d in ('under', 'over')}
     shared = [m for m in methods if oracle is not None and m.perception is oracle.perception]
-    # (log2 kappa, log2 u) per method: how much of the shift one step undoes
-    steps: Dict[str, List[tuple]] = {n: [] for n in names}
     n_off = len(offsets.offsets_ev) if offsets is not None else 0
-    off_accs = {(j, r): DetectionAccumulator() for j in range(n_off) for r in range(repeats)}
     off_to_oracle = offsets is not None and oracle is not None and \
         offsets.perception is oracle.perception
-    bar = Progress(progress, repeats * n_pairs * len(flips), 'shift protocol')
+    indices = shard.indices(n_pairs) if shard is not None else range(n_pairs)
+    bar = Progress(progress, repeats * len(indices) * len(flips), 'shift protocol')
     t0 = time.perf_counter()
-    for i in range(n_pairs):
+    # Every figure is built from a ledger of per-pair operations replayed in pair order,
+    # so a sharded run (several processes) gives exactly what one process gives.
+    ledger: Dict[int, list] = {}
+    for i in indices:
+        ops: list = []
+        ledger[i] = ops
         rec = pairs[i]
         base = (rec['rad1'], rec['rad2'], rec['boxes'], rec['labels'])
         for f, flipped in enumerate(flips):
@@ -229,6 +238,11 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
             except SensorError as err:
                 raise EvaluationError(f'shift protocol: pair {rec.get("key", i)}: {err}') \
                     from err
+
+            def image(dets) -> tuple:
+                return (boxes, labels, _np(dets['boxes']), _np(dets['scores']),
+                        _np(dets['labels']), w, h)
+
             for r in range(repeats):
                 seed2 = [seed, r, i, f, 2]
                 sweep = []
@@ -243,8 +257,7 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
                     t, g, _ = limits.split(eb2 * 2.0 ** offsets.offsets_ev[j])
                     st = ExposureSetting.from_linear(t, g)
                     dets, _ = offsets.perception.detect(_capture(phi2, st, sensor, seed2, v2))
-                    off_accs[(j, r)].add(boxes, labels, dets['boxes'], dets['scores'],
-                                         dets['labels'], width=w, height=h)
+                    ops.append(('off_accs', (j, r), image(dets)))
                     if off_to_oracle:
                         sweep.append((st.e_s, dets, image_score(boxes, labels, dets, w, h)))
                 for li, k in enumerate(levels):
@@ -260,30 +273,46 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
                         feats = m.perception.features(raw1) if m.needs_features else None
                         set2 = ctrl.step(raw1, set1, features=feats).setting
                         dets, _ = m.perception.detect(_capture(phi2, set2, sensor, seed2, v2))
-                        accs[(m.name, li, r)].add(boxes, labels, dets['boxes'], dets['scores'],
-                                                  dets['labels'], width=w, height=h)
-                        ev_err[(m.name, li)].append(abs(math.log2(set2.e_s / eb2)))
-                        by_dir[(m.name, li, side)].add(boxes, labels, dets['boxes'],
-                                                       dets['scores'], dets['labels'],
-                                                       width=w, height=h)
-                        log_dir[(m.name, li, side)].append(math.log2(set2.e_s / eb2))
-                        steps[m.name].append((math.log2(set1.e_s / eb1),
-                                              math.log2(set2.e_s / set1.e_s)))
+                        ops += [('accs', (m.name, li, r), image(dets)),
+                                ('ev_err', (m.name, li), abs(math.log2(set2.e_s / eb2))),
+                                ('by_dir', (m.name, li, side), image(dets)),
+                                ('log_dir', (m.name, li, side), math.log2(set2.e_s / eb2)),
+                                ('steps', m.name, (math.log2(set1.e_s / eb1),
+                                                   math.log2(set2.e_s / set1.e_s)))]
                         if m in shared:
                             cands.append((set2.e_s, dets, image_score(boxes, labels, dets, w,
                                                                       h)))
                     if oracle is not None:
                         e_best, dets, _ = max(cands, key=lambda c: c[2])
-                        accs[('oracle', li, r)].add(boxes, labels, dets['boxes'],
-                                                    dets['scores'], dets['labels'],
-                                                    width=w, height=h)
-                        ev_err[('oracle', li)].append(abs(math.log2(e_best / eb2)))
-                        by_dir[('oracle', li, side)].add(boxes, labels, dets['boxes'],
-                                                         dets['scores'], dets['labels'],
-                                                         width=w, height=h)
-                        log_dir[('oracle', li, side)].append(math.log2(e_best / eb2))
+                        ops += [('accs', ('oracle', li, r), image(dets)),
+                                ('ev_err', ('oracle', li), abs(math.log2(e_best / eb2))),
+                                ('by_dir', ('oracle', li, side), image(dets)),
+                                ('log_dir', ('oracle', li, side), math.log2(e_best / eb2))]
                 bar.update(1)
     bar.close()
+    if shard is not None:
+        ledger = shard.merge(ledger)
+    accs = {(n, li, r): DetectionAccumulator() for n in names + ['oracle']
+            for li in range(len(levels)) for r in range(repeats)}
+    ev_err: Dict[tuple, List[float]] = {(n, li): [] for n in names + ['oracle']
+                                        for li in range(len(levels))}
+    # pooled over repeats, split by the direction of the shift (diagnostics)
+    by_dir = {(n, li, d): DetectionAccumulator() for n in names + ['oracle']
+              for li in range(len(levels)) for d in ('under', 'over')}
+    log_dir: Dict[tuple, List[float]] = {(n, li, d): [] for n in names + ['oracle']
+                                         for li in range(len(levels)) for d in ('under', 'over')}
+    # (log2 kappa, log2 u) per method: how much of the shift one step undoes
+    steps: Dict[str, List[tuple]] = {n: [] for n in names}
+    off_accs = {(j, r): DetectionAccumulator() for j in range(n_off) for r in range(repeats)}
+    stores: Dict[str, Any] = {'accs': accs, 'by_dir': by_dir, 'off_accs': off_accs,
+                              'ev_err': ev_err, 'log_dir': log_dir, 'steps': steps}
+    for i in sorted(ledger):
+        for store, key, value in ledger[i]:
+            target = stores[store][key]
+            if isinstance(target, DetectionAccumulator):
+                target.add(*value[:5], width=value[5], height=value[6])
+            else:
+                target.append(value)
     out: dict = {'levels': levels, 'repeats': repeats, 'n_pairs': n_pairs,
                  'images_per_repeat': n_pairs * len(flips), 'flip': bool(flip), 'methods': {},
                  'oracle': None, 'seed': seed}
