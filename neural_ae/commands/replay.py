@@ -57,6 +57,8 @@ __all__ = ['DETECTIONS_TOPIC', 'parse_options', 'RAW_TOPIC', 'replay_bag', 'repl
            'run', 'SETTINGS_TOPIC']
 
 LOG = logging.getLogger(__name__)
+BAG_SUFFIXES = ('.mcap', '.db3')
+"""Files that are a rosbag2 on their own."""
 
 
 def add_parser(sub) -> None:
@@ -64,7 +66,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser('replay', help='closed-loop replay of an HDR bag with one controller',
                        description='Closed-loop replay of an HDR bag: raw frames, settings '
                        'and detections to an output bag, temporal metrics to JSON.')
-    p.add_argument('bag', help='HDR rosbag2 (directory or .mcap/.db3)')
+    p.add_argument('bag', help='HDR rosbag2 (directory or .mcap/.db3), or a folder of them '
+                   '(each replayed into the output folder; under torchrun sharded by rank)')
     p.add_argument('--controller', required=True, metavar='NAME',
                    help=f'controller to run: {", ".join(controller_names())}')
     add_out(p, text='output bag directory (must not exist unless --force; default '
@@ -252,9 +255,78 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
     return json_safe(summary)
 
 
+def is_bag(path) -> bool:
+    """Whether ``path`` is one rosbag2 (a folder with ``metadata.yaml`` or a bag file)."""
+    path = Path(path)
+    if path.is_file():
+        return path.suffix in BAG_SUFFIXES
+    return (path / 'metadata.yaml').is_file()
+
+
+def bags_in(folder) -> list:
+    """Return the bags directly inside ``folder``, by name (a bag folder is one bag)."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if is_bag(p))
+
+
+def replay_folder(folder, controller: str, output=None, shard=None, **kw) -> dict:
+    """
+    Replay every bag of ``folder`` into ``output/<bag name>`` (+ ``.metrics.json``).
+
+    ``shard`` (:class:`~neural_ae.core.evaluation.distributed.Shard`, torchrun): each rank
+    replays every ``world``-th bag; every rank gets the summaries of all bags (one per
+    bag, in name order, the same as in one process: the noise seed does not depend on the
+    rank). ``kw``: :func:`replay_bag`'s options (``seed``, ``options``, ...). A damaged
+    bag is reported in its summary (``error``) and the others go on.
+    """
+    from neural_ae.core.evaluation.distributed import single_process
+
+    shard = shard or single_process()
+    bags = bags_in(folder)
+    if not bags:
+        raise BagFormatError(f'{folder} holds no rosbag2 (a folder with metadata.yaml or '
+                             f'a {"/".join(BAG_SUFFIXES)} file)')
+    out = Path(output) if output else Path('out') / 'replay' / f'{Path(folder).name}_{controller}'
+    if shard.main:
+        out.mkdir(parents=True, exist_ok=True)
+    done = {}
+    for i in shard.indices(len(bags)):
+        bag = bags[i]
+        try:
+            done[i] = replay_bag(bag, controller, out / bag.stem, None, **kw)
+        except BagFormatError as err:
+            done[i] = {'bag': str(bag), 'error': str(err)}
+    merged = shard.merge(done)
+    return {'folder': str(folder), 'output': str(out), 'processes': shard.world,
+            'bags': [merged[i] for i in range(len(bags))]}
+
+
 def run(args) -> int:
-    """Replay, print a one-line JSON summary."""
+    """Replay, print a one-line JSON summary (a folder of bags: one line for all)."""
     device = apply_device_threads(args)
+    if Path(args.bag).is_dir() and not is_bag(args.bag):
+        from neural_ae.core.evaluation.distributed import join, leave
+
+        if args.metrics:
+            raise ConfigError('--metrics names one file: not with a folder of bags (each '
+                              'bag gets <out>/<bag>.metrics.json)')
+        shard = join(device or 'cpu')
+        try:
+            summary = replay_folder(
+                args.bag, args.controller, args.out, shard,
+                options=parse_options(args.option), sensor=args.sensor,
+                latency_frames=args.latency_frames, seed=args.seed, model=args.model,
+                detector=args.detector, topic=args.topic, max_frames=args.max_frames,
+                storage=args.storage, noise=not args.no_noise,
+                show_progress=not args.no_progress and shard.main, device=device,
+                radiance_scale=args.radiance_scale, force=args.force)
+        finally:
+            leave(shard)
+        if shard.main:
+            write_text_atomic(Path(summary['output']) / 'summary.json',
+                              json.dumps(json_safe(summary), indent=1, allow_nan=False))
+            print(json.dumps(json_safe(summary)))
+        return 0
     summary = replay_bag(args.bag, args.controller, args.out, args.metrics,
                          options=parse_options(args.option), sensor=args.sensor,
                          latency_frames=args.latency_frames, seed=args.seed,
