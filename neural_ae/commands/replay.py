@@ -256,11 +256,13 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
 
 
 def is_bag(path) -> bool:
-    """Whether ``path`` is one rosbag2 (a folder with ``metadata.yaml`` or a bag file)."""
+    """Whether ``path`` is one rosbag2 (a bag file, or a folder with metadata or storage)."""
     path = Path(path)
     if path.is_file():
         return path.suffix in BAG_SUFFIXES
-    return (path / 'metadata.yaml').is_file()
+    # a bag folder has metadata.yaml, or at least its storage files (a salvaged copy)
+    return (path / 'metadata.yaml').is_file() or any(
+        p.suffix in BAG_SUFFIXES and p.is_file() for p in path.iterdir())
 
 
 def bags_in(folder) -> list:
