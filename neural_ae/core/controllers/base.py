@@ -563,47 +563,54 @@ class AdaptiveSmoothing(Smoothing):
 
 class StableSmoothing(AdaptiveSmoothing):
     """
-    Adaptive smoothing that learns the policy's loop gain and damps reversals.
+    Adaptive smoothing made stable under actuation latency (a Smith-predictor loop).
 
     The controller knows which setting produced each frame (``used``) and what the policy
-    asked for on it (``target``). With ``x = log2 used`` and the policy's correction
-    ``f = log2(target / used)``, a policy that is right everywhere has ``f = x* - x``;
-    a real network has ``f ~ g (x* - x)`` with a loop gain ``g`` that is not one (the
-    demo networks under-correct large errors, some over-correct), and a loop gain above
-    one rings under actuation latency. Per frame:
+    asked for on it (``target``, an absolute exposure). With ``x = log2 used`` and the
+    policy's correction ``f = log2(target / used)``, a policy that is right everywhere has
+    ``f = x* - x``; a real network has ``f ~ g (x* - x)`` with a loop gain ``g`` that is
+    not one, and a loop gain above one rings under latency. Per frame:
 
-    1. **Loop gain** (a secant step): the last two observations made at exposures at
+    1. **Dead time**: while a command is in flight (the last command differs from the
+       setting that produced this frame, and this frame was produced by the same setting
+       as the previous one), the frame says nothing about that command: if the policy's
+       target moved less than ``hold_ev`` since the last frame, the last command is held
+       (no correction is applied twice, nor creeps on by the smoothing's fraction each
+       waiting frame); a target that moved more (the scene changed) is followed.
+    2. **Loop gain** (a secant step): the last two observations made at exposures at
        least ``secant_min_ev`` apart give ``g = -(f_b - f_a) / (x_b - x_a)``, clipped to
-       ``[min_gain, max_gain]`` (1 until two such observations exist). The corrected
-       target is ``x + f / g``: one landing undoes an error the policy over- or
-       under-corrects. Frames exposed by the same setting (still waiting for a command
-       in flight, latency > 0) carry no new information about ``g``: they only refresh the
-       latest observation, so a correction in flight is never applied twice.
-    2. **Adaptive step** (:class:`AdaptiveSmoothing`) from the last command (the setting
+       ``[min_gain, max_gain]`` (default ``[1, 4]``: the loop gain is only ever lowered,
+       where the policy over-corrects; 1 until two observations exist, and again when
+       ``g <= 0``: not monotone there, as on a clipped frame whose histogram hides how far
+       off it is). The corrected target is ``x + f / g``.
+    3. **Adaptive step** (:class:`AdaptiveSmoothing`) from the last command (the setting
        predicted to be in force when the new command lands) towards that target: large
        corrections at once, small ones damped by ``mu``.
-    3. **Reversal damping**: a step that reverses the direction of the previous
-       non-negligible step, without a new loop-gain estimate to explain it, is scaled by
-       ``reversal_gain ** n`` (``n`` consecutive reversals, at least
-       ``min_reversal_gain``); a step in the same direction resets ``n``. This lowers the
-       loop gain below one exactly where the policy contradicts itself at (nearly) the
-       same exposure (noise, oncoming headlights), i.e. where it is unsure; steps below
-       ``min_step_ev`` neither count nor reset.
+    4. **Reversal damping**: a step smaller than ``reversal_max_ev`` that reverses the
+       direction of the previous non-negligible step, without a new loop-gain estimate to
+       explain it, is scaled by ``reversal_gain ** n`` (``n`` consecutive reversals, at
+       least ``min_reversal_gain``); a step in the same direction resets ``n``. This
+       lowers the loop gain below one where the policy contradicts itself at (nearly) the
+       same exposure (noise, oncoming headlights), i.e. where it is unsure; a large
+       correction is an event and is never damped; steps below ``min_step_ev`` neither
+       count nor reset.
 
-    Without ``used`` (a caller of the bare strategy) step 1 is skipped.
+    Without ``used`` (a caller of the bare strategy) steps 1 and 2 are skipped.
     """
 
     name = 'stable'
 
-    def __init__(self, mu: float = 0.9, scale_ev: float = 1.0, min_gain: float = 0.5,
-                 max_gain: float = 4.0, secant_min_ev: float = 0.5,
+    def __init__(self, mu: float = 0.9, scale_ev: float = 1.0, min_gain: float = 1.0,
+                 max_gain: float = 4.0, secant_min_ev: float = 0.5, hold_ev: float = 0.25,
                  reversal_gain: float = 0.5, min_reversal_gain: float = 0.125,
-                 min_step_ev: float = 0.02):
+                 reversal_max_ev: float = 1.0, min_step_ev: float = 0.02):
         super().__init__(mu, scale_ev)
         self.min_gain, self.max_gain = float(min_gain), float(max_gain)
         self.secant_min_ev = float(secant_min_ev)
+        self.hold_ev = float(hold_ev)
         self.reversal_gain = float(reversal_gain)
         self.min_reversal_gain = float(min_reversal_gain)
+        self.reversal_max_ev = float(reversal_max_ev)
         self.min_step_ev = float(min_step_ev)
         self.reset()
 
@@ -611,6 +618,7 @@ class StableSmoothing(AdaptiveSmoothing):
         """Forget the observations, the loop gain and the last step."""
         self._prev: Optional[tuple] = None
         self._cur: Optional[tuple] = None
+        self._frame: Optional[tuple] = None       # (x, log2 target) of the last frame
         self.loop_gain = 1.0
         self._last_step_ev = 0.0
         self._reversals = 0
@@ -631,22 +639,34 @@ class StableSmoothing(AdaptiveSmoothing):
             self._prev, self._cur = self._cur, (x, f)
             if self._prev is not None:
                 g = -(self._cur[1] - self._prev[1]) / (self._cur[0] - self._prev[0])
-                if math.isfinite(g):
+                if math.isfinite(g) and g > 0:
                     self.loop_gain = min(max(g, self.min_gain), self.max_gain)
                     fresh = True
+                else:               # not monotone here (e.g. a clipped frame): trust it
+                    self.loop_gain = 1.0
         return 2.0 ** (x + f / self.loop_gain), fresh
+
+    def _waiting(self, last_e_s: float, used_e_s: float, target_e_s: float) -> bool:
+        """Whether this frame only waits for a command in flight (step 1)."""
+        x, t = math.log2(used_e_s), math.log2(target_e_s)
+        before, self._frame = self._frame, (x, t)
+        in_flight = abs(math.log2(last_e_s) - x) > self.min_step_ev
+        return (in_flight and before is not None and abs(x - before[0]) < 1e-9
+                and abs(t - before[1]) < self.hold_ev)
 
     def __call__(self, last_e_s: float, target_e_s: float,
                  used_e_s: Optional[float] = None) -> tuple:
-        """Gain-corrected, adaptive step towards the target, shrunk when it reverses."""
+        """Hold during dead time; else a gain-corrected adaptive step, damped on reversal."""
         fresh = False
         if used_e_s is not None and used_e_s > 0 and math.isfinite(used_e_s):
+            if self._waiting(last_e_s, used_e_s, target_e_s):
+                return last_e_s, 1.0
             target_e_s, fresh = self._observe(used_e_s, target_e_s)
         new, mu = super().__call__(last_e_s, target_e_s)
         step = math.log2(new / last_e_s)
         if abs(step) < self.min_step_ev:
             return new, mu
-        if step * self._last_step_ev < 0 and not fresh:
+        if step * self._last_step_ev < 0 and not fresh and abs(step) < self.reversal_max_ev:
             self._reversals += 1
             gain = max(self.reversal_gain ** self._reversals, self.min_reversal_gain)
             step *= gain

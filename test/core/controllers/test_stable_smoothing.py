@@ -23,13 +23,14 @@ class GainPolicy(Controller):
 
     name = 'gain_policy'
     default_smoothing = 'stable'
+    ideal_e_s = IDEAL_E_S
 
     def __init__(self, gain: float, jitter_ev: float = 0.0, **kw):
         super().__init__(ControllerOptions(**kw))
         self.gain, self.jitter_ev = gain, jitter_ev
 
     def propose(self, raw, used, features, info):
-        err_ev = math.log2(IDEAL_E_S / used.e_s)
+        err_ev = math.log2(self.ideal_e_s / used.e_s)
         wobble = self.jitter_ev * (1 if self.frame_index % 2 else -1)
         return used.e_s * 2.0 ** (self.gain * err_ev + wobble)
 
@@ -85,13 +86,45 @@ def test_over_correcting_network_rings_with_adaptive_not_with_stable(latency):
 
 
 @pytest.mark.parametrize('latency', [0, 1, 2])
-def test_under_correcting_network_lands_in_two_steps(latency):
-    slow = run_loop(GainPolicy(0.5, smoothing='adaptive', adaptive_scale_ev=0.5), latency,
-                    10 * IDEAL_E_S)
-    fast = run_loop(GainPolicy(0.5, smoothing='stable', adaptive_scale_ev=0.5), latency,
-                    10 * IDEAL_E_S)
-    assert frames_to_converge(fast) == 2 * (latency + 1) < frames_to_converge(slow)
-    assert sign_changes(fast) == 0
+def test_under_correcting_network_is_never_amplified(latency):
+    # the loop gain is only lowered: a net that asks for 80 % of the correction gets it,
+    # monotonically, and no secant extrapolation overshoots
+    ev = run_loop(GainPolicy(0.8, smoothing='stable', adaptive_scale_ev=0.5), latency,
+                  10 * IDEAL_E_S)
+    assert ev[latency + 1] == pytest.approx(0.2 * math.log2(10), abs=0.02)
+    assert sign_changes(ev) == 0 and np.all(np.diff(ev) <= 1e-9) and abs(ev[-1]) < 0.15
+
+
+@pytest.mark.parametrize('latency', [1, 2])
+def test_dead_time_holds_the_command_in_flight(latency):
+    ctrl = GainPolicy(1.0, smoothing='stable', adaptive_scale_ev=0.5)
+    start = ExposureSetting(10 * IDEAL_E_S * 1e6, 0.0)
+    ctrl.reset(start)
+    raw = np.full((8, 8), 500, np.uint16)
+    cmds = [ctrl.step(raw, start).setting.e_s for _ in range(latency + 1)]
+    # frames still exposed by the old setting: the first command is held, not crept on
+    assert cmds == [pytest.approx(IDEAL_E_S, rel=1e-6)] * (latency + 1)
+    # the scene changes while waiting (target moves > hold_ev): followed at once
+    ctrl.ideal_e_s = IDEAL_E_S / 4
+    assert ctrl.step(raw, start).setting.e_s == pytest.approx(IDEAL_E_S / 4, rel=1e-6)
+
+
+class ClippedPolicy(GainPolicy):
+    """Right near the target, but asks for only -1 EV while the frame is clipped (> 2 EV over)."""
+
+    def propose(self, raw, used, features, info):
+        err_ev = math.log2(self.ideal_e_s / used.e_s)
+        return used.e_s * 2.0 ** (-1.0 if err_ev < -2.0 else err_ev)
+
+
+@pytest.mark.parametrize('latency', [0, 1, 2])
+def test_a_saturated_answer_is_not_extrapolated(latency):
+    # the secant between two clipped frames (f constant) or across the clip (f not
+    # monotone) would send the exposure far past the target; it falls back to gain 1
+    ev = run_loop(ClippedPolicy(1.0, smoothing='stable', adaptive_scale_ev=0.5), latency,
+                  10 * IDEAL_E_S)
+    assert sign_changes(ev) == 0 and np.all(ev >= -0.1)
+    assert frames_to_converge(ev) <= 3 * (latency + 1)
 
 
 @pytest.mark.parametrize('latency', [0, 1, 2])
@@ -108,13 +141,21 @@ def test_stable_is_the_networks_default_and_resets():
 
     assert NeuralController.default_smoothing == 'stable'
     sm = make_smoothing('stable', 0.9, 0.5)
+    assert sm.min_gain == 1.0 and sm.max_gain == 4.0
     assert isinstance(sm, StableSmoothing) and isinstance(sm, AdaptiveSmoothing)
-    up, _ = sm(1.0, 8.0, 1.0)                              # +3 EV: taken at once
+    plain = AdaptiveSmoothing(0.9, 0.5)
+    up, _ = sm(1.0, 8.0, 1.0)                              # +3 EV: an event, taken at once
     assert up == pytest.approx(8.0, rel=1e-3) and sm.loop_gain == 1.0
-    down, mu = sm(8.0, 1.0, 1.0)                           # reversal at the same exposure
-    assert math.log2(8.0 / down) == pytest.approx(1.5, rel=1e-2) and mu > 0.4
-    again, _ = sm(down, 8.0, 1.0)                          # second reversal: quartered
-    assert math.log2(again / down) == pytest.approx(0.25 * math.log2(8.0 / down), rel=2e-2)
+    down, _ = sm(8.0, 1.0, 1.0)                            # -3 EV reversal: too big to damp
+    assert down == pytest.approx(1.0, rel=1e-3)
+    sm.reset()
+    a, _ = sm(1.0, 2.0 ** 0.8, 1.0)                        # small steps: jitter
+    b, mu = sm(a, 1.0, 1.0)                                # reversal at the same exposure
+    undamped = math.log2(plain(a, 1.0)[0] / a)
+    assert math.log2(b / a) == pytest.approx(0.5 * undamped, rel=1e-6) and mu > 0.5
+    c, _ = sm(b, 2.0 ** 0.8, 1.0)                          # second reversal: quartered
+    assert math.log2(c / b) == pytest.approx(0.25 * math.log2(plain(b, 2.0 ** 0.8)[0] / b),
+                                             rel=1e-6)
     sm.reset()
     assert sm(8.0, 1.0)[0] == pytest.approx(1.0, rel=1e-3)  # no memory after reset
     # loop gain from two observations 3 EV apart: the policy asked for 2x the correction
@@ -124,6 +165,8 @@ def test_stable_is_the_networks_default_and_resets():
     assert sm.loop_gain == pytest.approx(2.0) and new == pytest.approx(1.0)
     sm(1.0, 1.0, 0.5)                                      # at x = -1: f = +1 (g = 1)
     assert sm.loop_gain == pytest.approx(1.0)
+    sm(1.0, 2.0 ** 3, 2.0)                                 # at x = 1: f = +2 (g = -0.5 < 0)
+    assert sm.loop_gain == 1.0                             # not monotone: trust the policy
     ctrl = GainPolicy(1.0)
     ctrl.reset(ExposureSetting(1000.0, 0.0))
     ctrl.step(np.full((8, 8), 500, np.uint16))
