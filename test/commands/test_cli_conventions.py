@@ -21,6 +21,7 @@ TRAITS = {
     'controllers': {WRITES, LONG, NETWORK},
     'demo': {WRITES, LONG, NETWORK},
     'evaluate': {WRITES, LONG, NETWORK},
+    'export': {WRITES, NETWORK},
     'hdr': set(),
     'make-bag': {WRITES, LONG},
     'replay': {WRITES, LONG, NETWORK},
@@ -33,9 +34,11 @@ OLD_SPELLINGS = {'bench': ['--output'], 'replay': ['--output'], 'train': ['--out
                  'sensor': ['--snr-plot']}
 # Defaults that must not change (None: the command picks, e.g. from its config).
 OUT_DEFAULTS = {'bench': None, 'controllers': 'out/controllers', 'demo': 'out/demo',
+                'export': None,
                 'evaluate': None, 'make-bag': None, 'replay': None, 'scenes': None,
                 'sensor': 'out/sensor_snr.png', 'train': None}
 DEVICE_DEFAULTS = {'bench': ('cpu', None), 'controllers': ('cpu', 1), 'demo': ('cpu', None),
+                   'export': ('cpu', None),
                    'evaluate': ('auto', 1), 'replay': ('cpu', None), 'train': (None, None)}
 REQUIRED = {'replay': ['BAG', '--controller', 'average']}
 

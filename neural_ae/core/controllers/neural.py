@@ -125,7 +125,11 @@ class NeuralController(Controller):
     ``name`` is one of ``'histogram_nn'``, ``'semantic_nn'``, ``'hybrid_nn'``. ``model``:
     see :func:`load_exposure_model`; any module with ``forward(hist, features) -> u (B,)``
     works (e.g. a test double). The semantic and hybrid controllers need ``features`` at
-    every :meth:`step` (the detector's ``layer2`` output of the same frame).
+    every :meth:`step` (the detector's ``layer2`` output of the same frame). ``backend``
+    ``'onnxruntime'`` / ``'tensorrt'`` runs the network from its exported file (in
+    ``deploy_dir``, default beside the model file; ``checkpoint``: the file a module
+    ``model`` was loaded from), checked here:
+    :func:`neural_ae.core.deploy.exposure_backend`.
     """
 
     default_smoothing = 'stable'
@@ -133,7 +137,8 @@ class NeuralController(Controller):
     def __init__(self, name: str = 'hybrid_nn', options: Optional[ControllerOptions] = None,
                  sensor: Optional[SensorConfig] = None,
                  model: Union[None, str, Path, nn.Module] = None, device: str = 'cpu',
-                 seed: Optional[int] = 0):
+                 seed: Optional[int] = 0, backend: str = 'torch', deploy_dir=None,
+                 checkpoint: Union[None, str, Path] = None):
         if name not in NEURAL_SPECS:
             raise ControllerError(f'neural controller must be one of {tuple(NEURAL_SPECS)}, '
                                   f'got {name!r}')
@@ -146,6 +151,14 @@ class NeuralController(Controller):
         self.model = load_exposure_model(model, self.mode, self.options.m_exp, seed)
         self.model.to(self.device)
         self.m_exp = float(getattr(self.model, 'm_exp', self.options.m_exp))
+        self.backend = backend
+        self._infer = self.model
+        if backend != 'torch':
+            from neural_ae.core.deploy import exposure_backend
+
+            source = checkpoint if checkpoint is not None else (
+                model if isinstance(model, (str, Path)) else None)
+            self._infer = exposure_backend(source, backend, device, deploy_dir)
 
     def histogram(self, raw: np.ndarray) -> np.ndarray:
         """Multi-scale histogram ``(256, 59)`` of ``raw`` (float input rounded, clipped)."""
@@ -174,7 +187,7 @@ class NeuralController(Controller):
             feats = features_tensor(features, self.device)
         try:
             with torch.no_grad():
-                out = self.model(hist, feats)
+                out = self._infer(hist, feats)
         except ModelError as err:
             raise ControllerError(f'{self.name}: exposure network rejected its input: '
                                   f'{err}') from err
@@ -203,18 +216,22 @@ def _neural_factory(name: str):
     return build
 
 
+BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
+"""Backends of the networks (:data:`neural_ae.core.deploy.BACKENDS`, not imported here:
+the deploy package imports this module)."""
+
 NEURAL_SPECS = {
     'histogram_nn': register(ControllerSpec(
         'histogram_nn', 'Histogram NN', _neural_factory('histogram_nn'), trained=True,
         train_mode='histogram', default_model='histogram_demo.pt',
-        description='multi-scale histogram branch (paper Sec. 4.1)')),
+        description='multi-scale histogram branch (paper Sec. 4.1)', backends=BACKENDS)),
     'semantic_nn': register(ControllerSpec(
         'semantic_nn', 'Semantic NN', _neural_factory('semantic_nn'), needs_features=True,
         trained=True, train_mode='semantic', default_model='semantic_demo.pt',
-        description='detector-feature branch (paper Sec. 4.2)')),
+        description='detector-feature branch (paper Sec. 4.2)', backends=BACKENDS)),
     'hybrid_nn': register(ControllerSpec(
         'hybrid_nn', 'Hybrid NN', _neural_factory('hybrid_nn'), needs_features=True,
         trained=True, train_mode='hybrid', default_model='hybrid_demo.pt',
-        description='histogram + semantic branches (paper Sec. 4.3)')),
+        description='histogram + semantic branches (paper Sec. 4.3)', backends=BACKENDS)),
 }
 """Registry entries of the three networks (name -> :class:`ControllerSpec`)."""

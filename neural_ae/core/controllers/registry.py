@@ -19,7 +19,10 @@ A :class:`ControllerSpec` declares:
 - ``train_mode``: the ``ae`` mode of ``neural-ae train`` that trains the detector (and
   network) belonging to it (``None`` = not trainable);
 - ``default_model``: model file used when none is given (a name in ``models/``);
-- ``node_kwargs``: node parameters the factory takes (parameter name -> keyword).
+- ``node_kwargs``: node parameters the factory takes (parameter name -> keyword);
+- ``backends``: inference backends the trained controller's network runs on
+  (:data:`neural_ae.core.deploy.BACKENDS`; the factory then takes ``backend``,
+  ``deploy_dir`` and ``checkpoint``).
 """
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Tuple
@@ -44,6 +47,7 @@ class ControllerSpec:
     default_model: Optional[str] = None
     node_kwargs: Dict[str, str] = field(default_factory=dict)
     description: str = ''
+    backends: Tuple[str, ...] = ('torch',)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
@@ -59,15 +63,24 @@ class ControllerSpec:
         """Whether it can run on a live camera (the node): no hindsight needed."""
         return not self.needs_next_scene
 
-    def build(self, options=None, sensor=None, *, model=None, device: str = 'cpu', **kw):
+    def build(self, options=None, sensor=None, *, model=None, device: str = 'cpu',
+              backend: str = 'torch', deploy_dir=None, checkpoint=None, **kw):
         """
         Build the controller; ``model`` / ``device`` go only to trained controllers.
 
         ``model`` is a module, a checkpoint path or ``None`` (an untrained network for a
-        trained controller; ignored by the others).
+        trained controller; ignored by the others). ``backend`` other than ``'torch'``
+        (with ``deploy_dir`` and ``checkpoint``, the file a module ``model`` came from)
+        goes to trained controllers that list it in ``backends``; one that does not
+        raises :class:`ControllerError`. Controllers without a network ignore it.
         """
         if self.trained:
             kw.update(model=model, device=device)
+            if backend != 'torch':
+                if backend not in self.backends:
+                    raise ControllerError(f'controller {self.name} has no {backend} backend '
+                                          f'(its backends: {"|".join(self.backends)})')
+                kw.update(backend=backend, deploy_dir=deploy_dir, checkpoint=checkpoint)
         return self.factory(options, sensor=sensor, **kw)
 
 

@@ -107,6 +107,8 @@ class Perception:
         self.detector = detector.to(self.device).eval()
         self.isp = isp.to(self.device).eval()
         self.source = source
+        self.infer = None  # rgb -> (detections, layer2) of a non-torch backend (core.deploy)
+        self.backend = 'torch'
 
     def _rgb(self, raw: np.ndarray):
         """Bin ``raw`` to detector resolution if larger, then run the ISP (no grad)."""
@@ -142,7 +144,8 @@ class Perception:
 
         h, w = raw.shape
         rgb, shape = self._rgb(raw)
-        dets, layer2 = detector_inference(self.detector, rgb)
+        dets, layer2 = (self.infer(rgb) if self.infer is not None
+                        else detector_inference(self.detector, rgb))
         det = dets[0]
         boxes = det['boxes'].cpu().numpy()
         if shape != (h, w):
@@ -322,9 +325,15 @@ def _training_parts(ckpt: dict, path: Path, sensor: SensorConfig) -> tuple:
     return detector, isp
 
 
-def load_perception(path, sensor: SensorConfig, device: str = 'cpu') -> Perception:
+def load_perception(path, sensor: SensorConfig, device: str = 'cpu', backend: str = 'torch',
+                    deploy_dir=None, frame_size=None) -> Perception:
     """
     Load a detector checkpoint (and its ISP) for the node.
+
+    ``backend``: ``'torch'``, or ``'onnxruntime'`` / ``'tensorrt'`` to run the detector
+    from its exported file (in ``deploy_dir``, default beside ``path``), checked for
+    ``frame_size`` ``(H, W)`` frames: :func:`neural_ae.core.deploy.attach_detector_backend`
+    (a missing or stale file raises here, not at the first frame).
 
     Accepted layouts (read by :func:`neural_ae.core.checkpoints.read_checkpoint`): a
     training checkpoint of ``neural-ae train`` (format ``neural_ae.train/*``: its trained
@@ -351,7 +360,8 @@ def load_perception(path, sensor: SensorConfig, device: str = 'cpu') -> Percepti
         except (NeuralAEError, RuntimeError, KeyError, TypeError, ValueError) as err:
             raise ModelError(f'cannot load the detector of training checkpoint {path}: '
                              f'{str(err).splitlines()[0]}') from err
-        return Perception(detector, isp, device, str(path))
+        return _with_backend(Perception(detector, isp, device, str(path)), path, backend,
+                             deploy_dir, frame_size)
     where = f'detector checkpoint {path}'
     state = ckpt.get('detector', ckpt.get('state_dict', ckpt.get('model', ckpt)))
     cfg = check_detector_values(ckpt.get('detector_config') or {}, where)
@@ -365,4 +375,15 @@ def load_perception(path, sensor: SensorConfig, device: str = 'cpu') -> Percepti
     if 'isp' in ckpt:
         load_state(isp, ckpt['isp'], where, 'the ISP')
     dev = torch.device(device)
-    return Perception(detector, isp, dev, str(path))
+    return _with_backend(Perception(detector, isp, dev, str(path)), path, backend, deploy_dir,
+                         frame_size)
+
+
+def _with_backend(perception: Perception, path: Path, backend: str, deploy_dir,
+                  frame_size) -> Perception:
+    if backend == 'torch':
+        return perception
+    from neural_ae.core.deploy import attach_detector_backend
+
+    return attach_detector_backend(perception, path, backend, str(perception.device),
+                                   deploy_dir, frame_size)
