@@ -28,6 +28,11 @@ driver client, subscriptions and publishers; activate starts the worker and swit
 driver's own auto exposure off (``disable_driver_auto_exposure``); deactivate stops the
 worker and switches it back on (``restore_driver_auto_exposure``); cleanup frees
 everything. ``autostart`` configures and activates at start-up (for ``ros2 run``).
+``backend`` (torch, onnxruntime, tensorrt) runs the networks from the files ``neural-ae
+export`` wrote (in ``deploy_dir``, default beside each model file): configure checks the
+backend's package, that each file is there, exported from the model file as it is now
+(checkpoint SHA-256) for this sensor's frame size, and runs the networks once on a black
+frame; any failure fails the transition with its one-line reason.
 
 Publishes (with the input header): detections (``detections``,
 ``vision_msgs/Detection2DArray``; without vision_msgs JSON on ``detections_json``, see
@@ -78,6 +83,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from neural_ae.core.checkpoints import resolve_model_path, sniff_checkpoint
 from neural_ae.core.controllers import (build_controller, controller_names, ExposureSetting,
                                         get_spec, specs)
+from neural_ae.core.deploy import BACKENDS, DeployError, warm_up
 from neural_ae.core.errors import ConfigError, ControllerError, ModelError, NeuralAEError
 from neural_ae.core.loop import FrameStep
 from neural_ae.core.models.perception import load_perception, Perception
@@ -115,6 +121,44 @@ RAW_PARAMS = frozenset({'bit_depth', 'bit_shift'})
 """Parameters that change how raw frames are read."""
 
 
+def personalization_specs() -> list:
+    """Metering and personalization parameters (issue 12, :mod:`neural_ae.ros.personalization`)."""
+    from neural_ae.core.controllers.metering import METERING_MODES
+
+    return [
+        P.ParamSpec('metering_mode', 'global', 'Metering of average and personalized: global, '
+                    'centre_weighted, spot, matrix, roi, detections.', choices=METERING_MODES),
+        P.ParamSpec('metering_roi', '', 'Metering region "x,y,w,h" normalised to [0, 1] '
+                    '(mode roi; spot centre); empty = none. The metering_roi topic overrides.'),
+        P.ParamSpec('metering_classes', ['person'], 'Detector classes metered by mode '
+                    'detections (needs detector_path).'),
+        P.ParamSpec('metering_zones', '', 'Matrix metering weights, rows ";" of "," numbers '
+                    '(top row first); empty = lower centre favoured.'),
+        P.ParamSpec('metering_roi_topic', 'metering_roi', 'sensor_msgs/RegionOfInterest '
+                    'topic (pixels) that sets the metering region at run time.',
+                    read_only=True),
+        P.ParamSpec('feedback_topic', 'exposure_user_feedback', 'JSON std_msgs/String '
+                    '{"stamp_ns", "label": under|well|over} on a decided frame '
+                    '(controller personalized).', read_only=True),
+        P.ParamSpec('feedback_source', 'topic', 'topic: labels from feedback_topic; judge: '
+                    'also label frames with the exposure assessor (judge_model_path).',
+                    read_only=True, choices=('topic', 'judge')),
+        P.ParamSpec('judge_model_path', '', 'Exposure assessor model for feedback_source '
+                    'judge.', read_only=True),
+        P.ParamSpec('personalized_model_path', 'out/personalized/online.pt', 'Where the '
+                    'personalized weights are saved (service ~/save_personalized, shutdown); '
+                    'never the base model.', read_only=True),
+        P.ParamSpec('personalization_ring', 64, 'Recent decided frames kept for feedback '
+                    '[frames].', 1, 10000, read_only=True),
+        P.ParamSpec('personalization_rate_hz', 2.0, 'At most this many policy-gradient '
+                    'updates per second [1/s].', 0.01, 100.0, read_only=True),
+        P.ParamSpec('personalization_lr', 0.001, 'Adam learning rate of the online updates '
+                    '[1/step].', 1e-6, 1.0, read_only=True),
+        P.ParamSpec('feedback_max_per_s', 5.0, 'More feedback messages per second are '
+                    'dropped as a flood [1/s].', 0.1, 1000.0, read_only=True),
+    ]
+
+
 def controller_params() -> frozenset:
     """Return the parameters whose change rebuilds the controller (registry node_kwargs too)."""
     names = {'controller', 'model_path'}
@@ -139,8 +183,14 @@ def ae_parameter_specs(sensor: SensorConfig) -> list:
                     'hybrid_nn, optional otherwise); empty = no detector.', read_only=True),
         P.ParamSpec('device', 'cpu', 'Torch device for the networks.', read_only=True,
                     choices=('cpu', 'cuda')),
+        P.ParamSpec('backend', 'torch', 'Inference backend of the networks: torch, '
+                    'onnxruntime or tensorrt (the files neural-ae export wrote; a missing or '
+                    'stale one fails configure).', read_only=True, choices=BACKENDS),
+        P.ParamSpec('deploy_dir', '', 'Folder of the exported ONNX / TensorRT files; empty = '
+                    'beside each model file.', read_only=True),
         P.ParamSpec('average_level', 0.5, 'Average AE: target mean raw level as a fraction '
                     'of the range above black [-].', 0.05, 0.95),
+        *personalization_specs(),
         *P.controller_option_specs(sensor),
         P.ParamSpec('driver_preset', 'generic', 'Camera driver naming and units: generic '
                     '(exposure_time us, gain dB), v4l2_camera, camera_ros.', read_only=True,
@@ -323,6 +373,7 @@ class AutoExposureNode(LifecycleNode):
         self._last = {}
         self._latencies_ms: deque = deque(maxlen=LATENCY_WINDOW)
         self._step: Optional[FrameStep] = None
+        self._personal = None   # PersonalizationSession (issue 12)
         self._last_debug = -math.inf
         self._said_pattern = False
         self.add_on_set_parameters_callback(self._validate)
@@ -342,6 +393,7 @@ class AutoExposureNode(LifecycleNode):
             perception, source = self._load_perception(values)
             preset = self._preset(values)
             step = FrameStep(controller, perception)
+            warm_up(step, (self.sensor.height, self.sensor.width), values['backend'])
             bounds = command_bounds(values, self.sensor)
         except (NeuralAEError, FileNotFoundError, OSError) as err:
             self._last_error = f'configure failed: {err}'
@@ -372,6 +424,8 @@ class AutoExposureNode(LifecycleNode):
                                                command_qos(10), self.get_logger(),
                                                score_threshold=values['detection_score_threshold'])
         self._debug_pub = self.create_lifecycle_publisher(Image, 'debug_image', image_qos(1))
+        from neural_ae.ros.personalization import PersonalizationSession
+        self._personal = PersonalizationSession(self, values)
         self._configured = True
         self._last_error = ''
         self.get_logger().info(
@@ -428,6 +482,9 @@ class AutoExposureNode(LifecycleNode):
             worker.join(timeout=10.0)
 
     def _release(self) -> None:
+        if self._personal is not None:
+            self._personal.close()
+            self._personal = None
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
@@ -461,6 +518,11 @@ class AutoExposureNode(LifecycleNode):
             auto_param=(none.get(v['auto_exposure_param'], v['auto_exposure_param'])
                         if v['auto_exposure_param'] else None))
 
+    def _model_path_for_personalization(self) -> str:
+        """Return the running controller's model file (never overwritten by personalization)."""
+        with self._lock:
+            return str(_model_path(self._running_values or self.values))
+
     def _build_controller(self, values: dict):
         """Build a fresh controller for ``values`` (model files loaded and checked here)."""
         name = values['controller']
@@ -468,7 +530,9 @@ class AutoExposureNode(LifecycleNode):
         kw = {key: values[param] for param, key in spec.node_kwargs.items()}
         try:
             return build_controller(name, P.options_from_values(values), self.sensor,
-                                    model=values['model_path'], device=values['device'], **kw)
+                                    model=values['model_path'], device=values['device'],
+                                    backend=values['backend'],
+                                    deploy_dir=values['deploy_dir'] or None, **kw)
         except ModelError as err:
             if not spec.trained:
                 raise
@@ -483,11 +547,17 @@ class AutoExposureNode(LifecycleNode):
         ``source`` says where the detector came from (``''`` = none).
         """
         if values['detector_path']:
-            return (load_perception(values['detector_path'], self.sensor, values['device']),
+            return (load_perception(values['detector_path'], self.sensor, values['device'],
+                                    **self._backend_kw(values)),
                     f'detector_path {values["detector_path"]}')
         if not get_spec(values['controller']).needs_features:
             return None, ''
         return self._perception_from_model(values), self._model_source(values)
+
+    def _backend_kw(self, values: dict) -> dict:
+        """``load_perception`` keywords of the ``backend`` / ``deploy_dir`` parameters."""
+        return {'backend': values['backend'], 'deploy_dir': values['deploy_dir'] or None,
+                'frame_size': (self.sensor.height, self.sensor.width)}
 
     @staticmethod
     def _model_source(values: dict) -> str:
@@ -496,7 +566,10 @@ class AutoExposureNode(LifecycleNode):
     def _perception_from_model(self, values: dict) -> Perception:
         path = _model_path(values)
         try:  # a training checkpoint carries the detector whose features it was trained on
-            return load_perception(path, self.sensor, values['device'])
+            return load_perception(path, self.sensor, values['device'],
+                                   **self._backend_kw(values))
+        except DeployError:
+            raise
         except ModelError as err:
             raise ModelError(f'controller {values["controller"]} needs backbone features: set '
                              f'detector_path (the model file holds no usable detector: {err})'
@@ -707,6 +780,8 @@ class AutoExposureNode(LifecycleNode):
             self._bad_input(f'controller produced an invalid setting {decision.setting}')
             return
         sent = self._actuator.command(decision.setting) if self._actuator else False
+        if self._personal is not None:
+            self._personal.after_step(stamp_ns, controller)
         latency_ms = (time.perf_counter() - t_start) * 1e3
         n_dets = 0
         seen = result.perception
@@ -762,6 +837,7 @@ class AutoExposureNode(LifecycleNode):
                 perception = self._perception_from_model(values)
                 source = self._model_source(values)
             step = FrameStep(new, perception)
+            warm_up(step, (self.sensor.height, self.sensor.width), values['backend'])
             bounds = command_bounds(values, self.sensor)
         except Exception as err:  # noqa: BLE001 - a model file is outside input: any failure
             self._rebuild_failed(values, err)
@@ -912,6 +988,8 @@ class AutoExposureNode(LifecycleNode):
                                          if math.isfinite(act['round_trip_ms']) else 'n/a')})
         else:
             values['driver_reachable'] = False
+        if self._personal is not None:
+            values.update(self._personal.stats())
         now_ns = time.monotonic_ns()
         recent_bad = now_ns - self._last_bad_ns < 5e9 and self._last_bad_ns
         recent_feedback = (now_ns - self._last_bad_feedback_ns < 5e9
