@@ -73,6 +73,9 @@ def run(args) -> int:
         return 0
     if not args.config:
         raise ConfigError('train: --config is required (unless --evaluate)')
+    from neural_ae.core.personalized.config import is_personalized_config
+    if is_personalized_config(args.config):     # task: personalized_stage1|2 (issue 12)
+        return _run_personalized(args)
     from neural_ae.core.correction.train import is_correction_config
     if is_correction_config(args.config):     # task: correction (issue 14)
         return _run_correction(args, device)
@@ -116,4 +119,22 @@ def _run_assessor(args) -> int:
     summary = train_assessor(cfg, output, resume=args.resume, max_minutes=args.max_minutes,
                              export=args.export)
     print(json.dumps(summary, indent=1, default=float))
+    return 0
+
+
+def _run_personalized(args) -> int:
+    """Train the personalized policy (``task: personalized_stage1|2`` configs, issue 12)."""
+    from neural_ae.core.personalized.config import load_personalized_config
+    from neural_ae.core.personalized.training import run_config
+
+    if args.device not in (None, 'cpu'):
+        raise ConfigError('train: the personalized policy trains on the CPU (--device cpu)')
+    cfg = load_personalized_config(args.config, epochs=args.epochs,
+                                   num_threads=args.threads,
+                                   max_minutes=args.max_minutes)
+    output = args.out or f'out/personalized/{cfg.name}'
+    summary = run_config(cfg, output, resume=args.resume, progress=not args.no_progress)
+    short = {k: v for k, v in summary.items() if k != 'curve'}
+    short['last'] = summary['curve'][-1] if summary['curve'] else None
+    print(json.dumps(short, indent=1, default=float))
     return 0

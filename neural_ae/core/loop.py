@@ -93,6 +93,9 @@ class FrameStep:
         t0 = time.perf_counter()
         seen = self.perception.run(raw) if self.runs_perception else None
         features = seen.layer2 if (self.needs_features and seen is not None) else None
+        observe = getattr(self.controller, 'observe_detections', None)
+        if observe is not None and seen is not None:   # detections metering (issue 12)
+            observe(seen)
         t1 = time.perf_counter()
         decision = self.controller.step(raw, used, features=features)
         t2 = time.perf_counter()

@@ -24,6 +24,7 @@ TRAITS = {
     'export': {WRITES, NETWORK},
     'hdr': set(),
     'make-bag': {WRITES, LONG},
+    'personalize': {WRITES, LONG, NETWORK},
     'replay': {WRITES, LONG, NETWORK},
     'scenes': {WRITES, LONG},
     'sensor': {WRITES},
@@ -35,11 +36,13 @@ OLD_SPELLINGS = {'bench': ['--output'], 'replay': ['--output'], 'train': ['--out
 # Defaults that must not change (None: the command picks, e.g. from its config).
 OUT_DEFAULTS = {'bench': None, 'controllers': 'out/controllers', 'demo': 'out/demo',
                 'export': None,
-                'evaluate': None, 'make-bag': None, 'replay': None, 'scenes': None,
+                'evaluate': None, 'make-bag': None, 'personalize': None, 'replay': None,
+                'scenes': None,
                 'sensor': 'out/sensor_snr.png', 'train': None}
 DEVICE_DEFAULTS = {'bench': ('cpu', None), 'controllers': ('cpu', 1), 'demo': ('cpu', None),
                    'export': ('cpu', None),
-                   'evaluate': ('auto', 1), 'replay': ('cpu', None), 'train': (None, None)}
+                   'evaluate': ('auto', 1), 'personalize': ('cpu', 1), 'replay': ('cpu', None),
+                   'train': (None, None)}
 REQUIRED = {'replay': ['BAG', '--controller', 'average']}
 
 

@@ -31,6 +31,8 @@ from typing import Optional, Sequence, Union
 import cv2
 from neural_ae.core.controllers.base import (average_ae_factor, Controller, ControllerOptions,
                                              Decision, ExposureSetting)
+from neural_ae.core.controllers.metering import (make_metering, MeteredMixin,
+                                                 METERING_NODE_KWARGS)
 from neural_ae.core.controllers.registry import ControllerSpec, register
 from neural_ae.core.errors import ControllerError
 from neural_ae.core.sensor import first_green_offset, SensorConfig
@@ -85,21 +87,35 @@ class FixedController(Controller):
         return decision
 
 
-class AverageController(Controller):
-    """Average AE: scale exposure so the mean raw level sits at ``level`` of the range."""
+class AverageController(MeteredMixin, Controller):
+    """
+    Average AE: scale exposure so the mean raw level sits at ``level`` of the range.
+
+    ``metering`` (or the node's flat ``metering_*`` keywords, see
+    :func:`~neural_ae.core.controllers.metering.make_metering`) chooses the mean: global
+    (default), centre-weighted, spot, matrix, a user ROI or detections.
+    """
 
     name = 'average'
 
     def __init__(self, options: Optional[ControllerOptions] = None,
-                 sensor: Optional[SensorConfig] = None, level: float = 0.5):
+                 sensor: Optional[SensorConfig] = None, level: float = 0.5,
+                 metering=None, **metering_params):
         super().__init__(options, sensor)
         if not (math.isfinite(level) and 0 < level < 1):
             raise ControllerError(f'Average AE level must be in (0, 1), got {level}')
         self.level = float(level)
+        self.metering = make_metering(metering, **metering_params)
 
     def propose(self, raw, used, features, info) -> float:
-        """``used_e * level * (M_white - black) / (I_mean - black)``."""
-        factor, mean = average_ae_factor(raw, self.sensor, self.level)
+        """``used_e * level * (M_white - black) / (I_mean - black)``, I metered."""
+        if self.metering.mode == 'global':
+            factor, mean = average_ae_factor(raw, self.sensor, self.level)
+        else:
+            mean, info['metering'] = self.metered_mean(raw)
+            black = self.sensor.black_level_dn
+            factor = (self.level * (self.sensor.white_level_dn - black)
+                      / max(mean - black, 0.5)) if math.isfinite(mean) else 1.0
         info.update(raw_mean_dn=mean, u=factor)
         return used.e_s * factor
 
@@ -227,7 +243,7 @@ class GradientController(Controller):
 register(ControllerSpec('fixed', 'Fixed', FixedController, train_mode='fixed',
                         description='hold one setting'))
 register(ControllerSpec('average', 'Average AE', AverageController, train_mode='average',
-                        node_kwargs={'average_level': 'level'},
+                        node_kwargs={'average_level': 'level', **METERING_NODE_KWARGS},
                         description='mean raw level to a target (paper Sec. 6.1)'))
 register(ControllerSpec('gradient', 'Gradient AE', GradientController, train_mode='gradient',
                         description='gradient information after Shim et al. 2018'))
