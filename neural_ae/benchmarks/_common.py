@@ -2,12 +2,15 @@
 Pieces shared by the benchmark suites.
 
 A reproducible synthetic scene (:func:`radiance`) and raw test frame (:func:`bench_frame`),
-timing summaries (:func:`summary_ms`: median / p90, :func:`latency_stats`: median / p99 /
+timing summaries (:func:`summary_ms`: median / p90, :func:`time_interleaved`: cases
+timed in interleaved rounds, :func:`latency_stats`: median / p99 /
 mean), ratios of timings measured in the same run (:func:`ratio`) and the shipped model
 file of a controller, named by the controller registry (:func:`shipped_model`).
 """
+import contextlib
 import math
 from pathlib import Path
+import time
 
 from neural_ae.core.sensor import capture, load_sensor, SensorConfig
 import numpy as np
@@ -45,6 +48,29 @@ def summary_ms(times_ms: list) -> dict:
     return {'median_ms': round(float(np.median(times_ms)), 4),
             'p90_ms': round(float(np.percentile(times_ms, 90)), 4),
             'repeats': len(times_ms)}
+
+
+def time_interleaved(cases: dict) -> dict:
+    """
+    Time ``cases`` (name -> ``(fn, repeats, setup)``) in interleaved rounds, in ms.
+
+    Each case is warmed up once; then round ``r`` runs every case that still has
+    repetitions left, so a change of machine load hits all of them alike. ``setup``
+    (or None) is a context-manager factory entered around each call (e.g. one thread).
+    """
+    times = {name: [] for name in cases}
+    for fn, _, setup in cases.values():
+        with setup() if setup else contextlib.nullcontext():
+            fn()
+    for r in range(max(repeats for _, repeats, _ in cases.values())):
+        for name, (fn, repeats, setup) in cases.items():
+            if r >= repeats:
+                continue
+            with setup() if setup else contextlib.nullcontext():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: summary_ms(t) for name, t in times.items()}
 
 
 def latency_stats(values) -> dict:

@@ -10,36 +10,12 @@ timed in interleaved rounds after one warm-up call each; figures are the median 
 percentile in milliseconds; ``naive_over_fast`` is the ratio of the medians.
 """
 import contextlib
-import time
 
 import cv2
-from neural_ae.benchmarks._common import bench_frame, summary_ms
+from neural_ae.benchmarks._common import bench_frame, time_interleaved
 from neural_ae.core import histograms as hg
 import numpy as np
 import torch
-
-
-def _time_interleaved(cases: dict) -> dict:
-    """
-    Time ``cases`` (name -> ``(fn, repeats, setup)``) in interleaved rounds, in ms.
-
-    Each case is warmed up once; then round ``r`` runs every case that still has
-    repetitions left, so a change of machine load hits all of them alike. ``setup``
-    (or None) is a context-manager factory entered around each call (e.g. one thread).
-    """
-    times = {name: [] for name in cases}
-    for fn, _, setup in cases.values():
-        with setup() if setup else contextlib.nullcontext():
-            fn()
-    for r in range(max(repeats for _, repeats, _ in cases.values())):
-        for name, (fn, repeats, setup) in cases.items():
-            if r >= repeats:
-                continue
-            with setup() if setup else contextlib.nullcontext():
-                t0 = time.perf_counter()
-                fn()
-                times[name].append((time.perf_counter() - t0) * 1e3)
-    return {name: summary_ms(t) for name, t in times.items()}
 
 
 @contextlib.contextmanager
@@ -101,7 +77,7 @@ def run(quick: bool) -> dict:
     result = {
         'frame': {'height': raw.shape[0], 'width': raw.shape[1], 'dtype': str(raw.dtype),
                   'source': 'imx249 sensor model, random-ish scene'},
-        **_time_interleaved(cases),
+        **time_interleaved(cases),
         'torch_threads': torch.get_num_threads(),
         'identical_results': bool(identical),
     }

@@ -17,6 +17,7 @@ def test_bench_sensor_suite_reports_ratios(capsys):
     fig = report['suites']['sensor']
     assert fig['resolution'] == [1216, 1936]
     assert fig['numpy_captures_per_s'] > 0 and fig['noise_cost_ratio'] > 0
+    assert fig['speedup_vs_exact_poisson'] > 0 and fig['exact_poisson_ms']['repeats'] == 3
 
 
 def test_unknown_preset_is_one_line_error(capsys):

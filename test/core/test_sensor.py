@@ -115,12 +115,12 @@ FLAT = 512
 Z_MAX = 5.0
 
 
-def _exact_raw_moments(sensor, lam_e, gain):
-    """Mean, variance and 4th central moment of one raw pixel (exact, see above)."""
+def _exact_raw_pmf(sensor, lam_e, gain):
+    """Raw values ``n`` and their exact probabilities for a pixel of mean count ``lam_e``."""
     g = sensor.g1_dn_per_e * gain
     sigma = math.hypot(g * sensor.read_noise_pre_e, sensor.read_noise_post_dn)
     well, white = sensor.full_well_e, sensor.white_level_dn
-    k = np.arange(int(stats.poisson.ppf(1e-13, lam_e)),
+    k = np.arange(int(min(stats.poisson.ppf(1e-13, lam_e), well)),
                   int(min(stats.poisson.isf(1e-13, lam_e), well)) + 1)
     p = stats.poisson.pmf(k, lam_e)
     if k[-1] == well:                  # all electrons beyond the well count as a full well
@@ -134,6 +134,12 @@ def _exact_raw_moments(sensor, lam_e, gain):
     surv[n <= 0], surv[n > white] = 1.0, 0.0
     pmf, vals = surv[:-1] - surv[1:], n[:-1]
     assert abs(pmf.sum() - 1) < 1e-9
+    return vals, pmf
+
+
+def _exact_raw_moments(sensor, lam_e, gain):
+    """Mean, variance and 4th central moment of one raw pixel (exact, see above)."""
+    vals, pmf = _exact_raw_pmf(sensor, lam_e, gain)
     mean = (vals * pmf).sum()
     var = ((vals - mean) ** 2 * pmf).sum()
     return mean, var, ((vals - mean) ** 4 * pmf).sum()
@@ -159,12 +165,13 @@ K_MAX = IMX249.max_gain
     (IMX249, 32400.0, 1.0), (IMX249, 2050.0, K_MAX),     # partly clipped at the white level
     (FW_FIRST, 32900.0, 1.0), (FW_FIRST, 33000.0, 1.0),  # partly clipped at the full well
 ], ids=lambda v: getattr(v, 'name', None) or f'{v:g}')
-def test_raw_statistics_match_the_exact_model(sensor, signal_e, gain):
+@pytest.mark.parametrize('exact', [False, True], ids=['fast', 'exact_poisson'])
+def test_raw_statistics_match_the_exact_model(sensor, signal_e, gain, exact):
     t = 0.01
     lam = signal_e + sensor.dark_current_e_per_s * t
     mean, var, m4 = _exact_raw_moments(sensor, lam, gain)
     raw = S.capture(np.full((FLAT, FLAT), signal_e / t), t, gain, sensor,
-                    np.random.default_rng(1))
+                    np.random.default_rng(1), exact_poisson=exact)
     _assert_flat_field_matches(raw, mean, var, m4)
     # below saturation the analytic model agrees with the exact one
     a_mean, a_var = S.raw_mean_var(signal_e / t, t, gain, sensor)
@@ -176,6 +183,88 @@ def test_raw_statistics_match_the_exact_model(sensor, signal_e, gain):
         assert abs(a_var - var) < 0.1 * math.sqrt((m4 - var ** 2) / raw.size)
     else:                          # truly in the clip region: the clip lowers the mean
         assert a_mean > mean + 100 * se_mean
+
+
+# ---------------------------------------------------------------- fast capture vs exact Poisson
+# The default capture draws exact Poisson counts below POISSON_EXACT_BELOW_E (20 e-) and in
+# the band around the full well, and one skew-matched Gaussian elsewhere. Its whole raw
+# distribution (not only mean and variance) is held to the exact pmf by a chi-square test
+# on 512 x 512 pixels (cells with >= 20 expected counts, tails merged); the same test
+# rejects a Gaussian that matches only mean and variance (test below), so it has power.
+
+def _chi2_pvalue(raw, vals, pmf, min_expected=20.0):
+    """p-value of a chi-square goodness-of-fit test of ``raw`` against ``(vals, pmf)``."""
+    raw = raw.ravel().astype(np.int64)
+    assert raw.min() >= vals[0] and raw.max() <= vals[-1], (raw.min(), raw.max())
+    observed = np.bincount(raw - vals[0], minlength=vals.size).astype(np.float64)
+    expected = pmf * raw.size
+    # merge neighbouring cells (in order) until each holds min_expected counts
+    edges, acc = [0], 0.0
+    for i, e in enumerate(expected):
+        acc += e
+        if acc >= min_expected:
+            edges.append(i + 1)
+            acc = 0.0
+    edges[-1] = vals.size
+    obs = np.add.reduceat(observed, edges[:-1])
+    exp = np.add.reduceat(expected, edges[:-1])
+    chi2 = float(((obs - exp) ** 2 / exp).sum())
+    return float(stats.chi2.sf(chi2, obs.size - 1)), obs.size
+
+
+@pytest.mark.parametrize('sensor, signal_e, gain', [
+    (IMX249, 0.0, 1.0), (IMX249, 0.5, 1.0), (IMX249, 5.0, 1.0), (IMX249, 19.5, 1.0),
+    (IMX249, 0.5, K_MAX), (IMX249, 3.0, K_MAX), (IMX249, 12.0, K_MAX), (IMX249, 19.5, K_MAX),
+    (IMX249, 20.5, K_MAX), (IMX249, 30.0, K_MAX), (IMX249, 60.0, K_MAX), (IMX249, 150.0, K_MAX),
+    (IMX249, 25.0, 1.0), (IMX249, 1000.0, 4.0),                       # Gaussian, above 20 e-
+    (IMX249, 32400.0, 1.0), (IMX249, 2050.0, K_MAX),     # partly clipped at the white level
+    (FW_FIRST, 31500.0, 1.0), (FW_FIRST, 32900.0, 1.0), (FW_FIRST, 33000.0, 1.0),
+    (FW_FIRST, 34500.0, 1.0), (FW_FIRST, 1e6, 1.0),     # the full-well band and beyond
+], ids=lambda v: getattr(v, 'name', None) or f'{v:g}')
+def test_low_counts_and_clip_regions_follow_exact_poisson(sensor, signal_e, gain):
+    t = 0.01
+    lam = signal_e + sensor.dark_current_e_per_s * t
+    vals, pmf = _exact_raw_pmf(sensor, lam, gain)
+    raw = S.capture(np.full((FLAT, FLAT), signal_e / t), t, gain, sensor,
+                    np.random.default_rng(11))
+    p, cells = _chi2_pvalue(raw, vals, pmf)
+    assert p > 1e-3, (p, cells)
+
+
+def test_chi_square_check_rejects_a_gaussian_without_the_poisson_skew():
+    # mean and variance exact, skew 0: what the fast capture would be without its
+    # Cornish-Fisher term; at 150 e- and maximum gain the test sees it on 512 x 512 pixels
+    t, gain, signal_e = 0.01, K_MAX, 150.0
+    lam = signal_e + IMX249.dark_current_e_per_s * t
+    vals, pmf = _exact_raw_pmf(IMX249, lam, gain)
+    g = IMX249.g1_dn_per_e * gain
+    std = math.sqrt(g * g * lam + g * g * IMX249.read_noise_pre_e ** 2
+                    + IMX249.read_noise_post_dn ** 2)
+    x = IMX249.black_level_dn + 0.5 + g * lam \
+        + std * np.random.default_rng(11).standard_normal((FLAT, FLAT))
+    raw = np.clip(np.floor(x), 0, IMX249.white_level_dn)
+    assert _chi2_pvalue(raw, vals, pmf)[0] < 1e-6
+    fast = S.capture(np.full((FLAT, FLAT), signal_e / t), t, gain, IMX249,
+                     np.random.default_rng(11))
+    assert _chi2_pvalue(fast, vals, pmf)[0] > 1e-3
+
+
+def test_fast_capture_mixed_frame_is_deterministic_and_right_per_region(monkeypatch):
+    # five regimes side by side across several row blocks: each column group follows its
+    # exact pmf; the frame depends on the seed only (not on the thread count)
+    levels_e = [0.3, 8.0, 500.0, 32900.0, 1e6]                    # low, mid, band, saturated
+    width = 64
+    phi = np.repeat(np.array(levels_e) / 0.01, width)[None].repeat(3 * S.CAPTURE_BLOCK_ROWS + 5,
+                                                                     0)
+    sensor = FW_FIRST
+    raw = S.capture(phi, 0.01, 1.0, sensor, np.random.default_rng(5))
+    monkeypatch.setattr(S, 'CAPTURE_THREADS', 1)
+    assert np.array_equal(raw, S.capture(phi, 0.01, 1.0, sensor, np.random.default_rng(5)))
+    assert not np.array_equal(raw, S.capture(phi, 0.01, 1.0, sensor, np.random.default_rng(6)))
+    for i, level in enumerate(levels_e):
+        vals, pmf = _exact_raw_pmf(sensor, level + sensor.dark_current_e_per_s * 0.01, 1.0)
+        p, cells = _chi2_pvalue(raw[:, i * width:(i + 1) * width], vals, pmf)
+        assert p > 1e-3, (level, p, cells)
 
 
 def test_full_well_and_white_clip():
