@@ -582,7 +582,10 @@ class StableSmoothing(AdaptiveSmoothing):
        ``[min_gain, max_gain]`` (default ``[1, 4]``: the loop gain is only ever lowered,
        where the policy over-corrects; 1 until two observations exist, and again when
        ``g <= 0``: not monotone there, as on a clipped frame whose histogram hides how far
-       off it is). The corrected target is ``x + f / g``.
+       off it is). The corrected target is ``x + f / g``; but when the target jumps by
+       more than ``event_ev`` between two frames of the same exposure (within 0.1 EV: the
+       scene changed, a tunnel, a 10x step), that correction is taken as the policy asks
+       (``g = 1``): a loop gain is local to the scene where it was learnt.
     3. **Adaptive step** (:class:`AdaptiveSmoothing`) from the last command (the setting
        predicted to be in force when the new command lands) towards that target: large
        corrections at once, small ones damped by ``mu``.
@@ -603,8 +606,10 @@ class StableSmoothing(AdaptiveSmoothing):
     def __init__(self, mu: float = 0.9, scale_ev: float = 1.0, min_gain: float = 1.0,
                  max_gain: float = 4.0, secant_min_ev: float = 0.5, hold_ev: float = 0.25,
                  reversal_gain: float = 0.5, min_reversal_gain: float = 0.125,
-                 reversal_max_ev: float = 1.0, min_step_ev: float = 0.02):
+                 reversal_max_ev: float = 1.0, min_step_ev: float = 0.02,
+                 event_ev: float = 1.0):
         super().__init__(mu, scale_ev)
+        self.event_ev = float(event_ev)
         self.min_gain, self.max_gain = float(min_gain), float(max_gain)
         self.secant_min_ev = float(secant_min_ev)
         self.hold_ev = float(hold_ev)
@@ -623,7 +628,7 @@ class StableSmoothing(AdaptiveSmoothing):
         self._last_step_ev = 0.0
         self._reversals = 0
 
-    def _observe(self, used_e_s: float, target_e_s: float) -> tuple:
+    def _observe(self, used_e_s: float, target_e_s: float, event: bool = False) -> tuple:
         """
         Record ``(x, f)`` of this frame.
 
@@ -644,7 +649,7 @@ class StableSmoothing(AdaptiveSmoothing):
                     fresh = True
                 else:               # not monotone here (e.g. a clipped frame): trust it
                     self.loop_gain = 1.0
-        return 2.0 ** (x + f / self.loop_gain), fresh
+        return 2.0 ** (x + f / (1.0 if event else self.loop_gain)), fresh
 
     def _waiting(self, last_e_s: float, used_e_s: float, target_e_s: float) -> bool:
         """Whether this frame only waits for a command in flight (step 1)."""
@@ -659,9 +664,14 @@ class StableSmoothing(AdaptiveSmoothing):
         """Hold during dead time; else a gain-corrected adaptive step, damped on reversal."""
         fresh = False
         if used_e_s is not None and used_e_s > 0 and math.isfinite(used_e_s):
+            before = self._frame
             if self._waiting(last_e_s, used_e_s, target_e_s):
                 return last_e_s, 1.0
-            target_e_s, fresh = self._observe(used_e_s, target_e_s)
+            # same exposure, an answer far from the last one: the scene changed, and the
+            # loop gain learnt around the old scene does not apply to this correction
+            event = (before is not None and abs(math.log2(used_e_s) - before[0]) < 0.1
+                     and abs(math.log2(target_e_s) - before[1]) > self.event_ev)
+            target_e_s, fresh = self._observe(used_e_s, target_e_s, event)
         new, mu = super().__call__(last_e_s, target_e_s)
         step = math.log2(new / last_e_s)
         if abs(step) < self.min_step_ev:

@@ -186,3 +186,18 @@ def test_stable_commands_stay_inside_bounds_and_step_limits(latency):
         assert s.exposure_time_us <= 8000.0 + 1e-9 and 0.0 <= s.gain_db <= 6.0 + 1e-9
         assert abs(math.log2(s.e_s / last.e_s)) <= 1.0 + 1e-9
         last = s
+
+
+def test_a_scene_change_is_corrected_as_the_policy_asks():
+    ctrl = GainPolicy(2.0, smoothing='stable', adaptive_scale_ev=0.5)
+    start = ExposureSetting(10 * IDEAL_E_S * 1e6, 0.0)
+    ctrl.reset(start)
+    raw = np.full((8, 8), 500, np.uint16)
+    used = start
+    for _ in range(6):                                      # latency 0: learns g = 2
+        used = ctrl.step(raw, used).setting
+    assert ctrl.smoothing.loop_gain == pytest.approx(2.0)
+    assert used.e_s == pytest.approx(IDEAL_E_S, rel=1e-3)
+    ctrl.gain, ctrl.ideal_e_s = 1.0, IDEAL_E_S / 10          # new scene, now a right policy
+    used = ctrl.step(raw, used).setting                      # same exposure, target -3.3 EV
+    assert used.e_s == pytest.approx(IDEAL_E_S / 10, rel=1e-3)   # not halved by g = 2
