@@ -32,6 +32,7 @@ setup(
             'auto_exposure_node = neural_ae.nodes.auto_exposure_node:main',
             'camera_sim_node = neural_ae.nodes.camera_sim_node:main',
             'exposure_monitor_node = neural_ae.nodes.exposure_monitor_node:main',
+            'exposure_correction_node = neural_ae.nodes.exposure_correction_node:main',
             'vehicle = neural_ae.nodes.vehicle:main',
         ],
     },

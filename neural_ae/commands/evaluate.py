@@ -31,7 +31,7 @@ from neural_ae.commands._args import add_device, add_out, add_progress, apply_de
 from neural_ae.commands._outputs import add_force, check_output, is_inside
 from neural_ae.core.errors import EvaluationError
 
-PROTOCOLS = ('shift', 'drive', 'bag', 'all')
+PROTOCOLS = ('shift', 'drive', 'bag', 'all', 'correction')
 
 
 def add_parser(sub) -> None:
@@ -78,6 +78,9 @@ def add_parser(sub) -> None:
                    'each in [0, 30] (e.g. 0,1,2; default: config latency_frames, [0]); one '
                    'table per latency')
     p.add_argument('--sensor', default='imx249', help='sensor preset or YAML')
+    p.add_argument('--correction-model', action='append', default=[], metavar='NAME=PATH',
+                   help='--protocol correction: a correction model to evaluate (repeatable; '
+                   'default: models/correction_encdec.pt and models/correction_pix2pix.pt)')
     add_device(p, 'auto', threads=1, what='the detectors')
     add_out(p, text='output folder (default: out/evaluate, with --quick out/evaluate_quick)',
             metavar='DIR')
@@ -197,6 +200,8 @@ def run(args) -> int:
 
     t_start = time.perf_counter()
     device = apply_device_threads(args, error=EvaluationError)
+    if args.protocol == 'correction':      # issue 14: its own runner, one process
+        return _run_correction(args, device)
     shard = join_shard(device or 'cpu')
     try:
         return _run_protocols(args, device, shard, t_start)
@@ -414,4 +419,55 @@ def _run_protocols(args, device, shard, t_start) -> int:
                                    'docs/benchmarks')
         print(f'benchmarks: {bench}')
     print(f'wall time: {time.perf_counter() - t_start:.0f} s')
+    return 0
+
+
+def _run_correction(args, device) -> int:
+    """``--protocol correction`` (issue 14): tables, results.json, report.md, figure.png."""
+    import json
+
+    from neural_ae.core.checkpoints import resolve_model_path
+    from neural_ae.core.controllers import ControllerOptions, get_spec
+    from neural_ae.core.correction.data import SEEDS
+    from neural_ae.core.correction.model import load_corrector
+    from neural_ae.core.evaluation.correction import (run_correction_protocol, tables,
+                                                      write_figure)
+    from neural_ae.core.models.perception import Perception
+    from neural_ae.core.sensor import load_sensor
+    from neural_ae.core.training.checkpoints import load_pipeline
+
+    sensor = load_sensor(args.sensor)
+    specs = args.correction_model or ['encdec=correction_encdec.pt',
+                                      'pix2pix=correction_pix2pix.pt']
+    out = Path(args.out or 'out/evaluate_correction')
+    check_out_folder(out, [], args.force)
+    correctors = {}
+    for spec in specs:
+        name, sep, path = spec.partition('=')
+        if not sep or not name or not path:
+            raise EvaluationError(f'--correction-model: expected NAME=PATH, got {spec!r}')
+        correctors[name] = load_corrector(resolve_model_path(path), sensor, device or 'cpu')
+    hybrid_path = resolve_model_path(None, get_spec('hybrid_nn').default_model)
+    pipe, _, _ = load_pipeline(hybrid_path, device='cpu')
+    perception = Perception(pipe.detector, pipe.isp, device or 'cpu', str(hybrid_path))
+    ctrl = get_spec('hybrid_nn').build(ControllerOptions(smoothing='none'), sensor,
+                                       model=pipe.ae, device=device or 'cpu')
+    n = args.pairs or (8 if args.quick else 24)
+    start = SEEDS['val'] if args.split == 'val' else SEEDS['test']
+    res = run_correction_protocol(correctors, perception, sensor,
+                                  {'controller': ctrl, 'perception': perception}, n, start,
+                                  progress=not args.no_progress)
+    text = tables(res)
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    fig = write_figure(res, out / 'figure.png')
+    res.pop('figure')
+    (out / 'results.json').write_text(json.dumps(res, indent=1, default=float))
+    argv = sys.argv[sys.argv.index('evaluate') + 1:] if 'evaluate' in sys.argv else []
+    (out / 'report.md').write_text(
+        '# Exposure correction (issue 14)\n\n`' +
+        ' '.join(['neural-ae evaluate'] + [shlex.quote(a) for a in argv]) + '`, commit ' +
+        (_git('rev-parse', '--short', 'HEAD') or 'unknown') + f', {res["seconds"]:.0f} s\n\n'
+        + text + '\n\n![input / methods / reference](figure.png)\n')
+    print(f'\nwrote {out / "report.md"}, {out / "results.json"}' + (f', {fig}' if fig else ''))
     return 0
