@@ -34,7 +34,8 @@ cells is the whole frame.
 """
 import functools
 import logging
-from typing import List, overload, Tuple, Union
+import sys
+from typing import List, Optional, overload, Tuple, Union
 
 import cv2
 from neural_ae.core.checks import check_shape
@@ -206,14 +207,46 @@ def _reduce_grid(grid, xp_sum) -> list:
 # --------------------------------------------------------------------------- numpy
 
 
-def _grid_counts(g: np.ndarray, shift: int, bins: int, method: str = 'auto') -> np.ndarray:
+def _green_bins_u16(raw: np.ndarray, offset: tuple, shift: int,
+                    bins: int) -> Optional[np.ndarray]:
+    """
+    Bin image ``uint8 (H//2, W//2)`` of the green plane of a ``uint16`` frame, or None.
+
+    The frame is read as 32-bit words, each holding the two pixels of one Bayer cell row
+    (little-endian: the left pixel in the low half), so the strided green plane costs two
+    vectorised passes: ``min(word, bins << (16 + shift) - 1)`` (clips the green pixel's bin
+    at ``bins - 1`` whatever the other pixel holds), then a right shift by ``16 + shift``
+    cast to uint8 (the left pixel is moved to the high half first). Equal to
+    ``_bin_values(green_plane(raw), shift, bins, np.uint8)``. None where this does not
+    apply: another dtype or byte order, a row stride other than the width, an odd width,
+    or ``bins > 256``.
+    """
+    dy, dx = offset
+    if (raw.dtype != np.dtype(np.uint16) or sys.byteorder != 'little' or bins > 256
+            or raw.shape[1] % 2 or not raw.flags.c_contiguous or shift + 16 > 31):
+        return None
+    h = raw.shape[0] // 2
+    words = raw.view(np.uint32)[dy:dy + 2 * h:2]                  # (h, W // 2)
+    if dx == 0:
+        words = np.left_shift(words, np.uint32(16))
+        np.minimum(words, np.uint32((bins << (16 + shift)) - 1), out=words)
+    else:
+        words = np.minimum(words, np.uint32((bins << (16 + shift)) - 1))
+    out = np.empty(words.shape, dtype=np.uint8)
+    np.right_shift(words, np.uint32(16 + shift), out=out, casting='unsafe')
+    return out
+
+
+def _grid_counts(g: np.ndarray, shift: int, bins: int, method: str = 'auto',
+                 bins_u8: Optional[np.ndarray] = None) -> np.ndarray:
     """
     Count the green plane ``g`` on the fine grid in one pass: ``int64 (21, 21, bins)``.
 
     ``method``: ``'calchist'`` (one 3-D cv2.calcHist over 8-bit cell and bin images:
     fastest, exact while every count fits float32) or ``'bincount'`` (np.bincount of
     ``cell * bins + bin``: int64, exact for any size); ``'auto'`` picks calcHist when
-    it is exact (``bins <= 256`` and fewer than 2**24 pixels).
+    it is exact (``bins <= 256`` and fewer than 2**24 pixels). ``bins_u8``: the green
+    plane's bin image when already computed (:func:`_green_bins_u16`), for calcHist.
     """
     h, w = g.shape
     calchist_exact = bins <= 256 and h * w < _EXACT_FLOAT32
@@ -224,7 +257,7 @@ def _grid_counts(g: np.ndarray, shift: int, bins: int, method: str = 'auto') -> 
             raise HistogramError(f"method 'calchist' needs bins <= 256 and fewer than 2**24 "
                                  f'green pixels, got bins={bins}, green plane {h}x{w}')
         rows, cols = _grid_maps_u8(h, w)
-        b = _bin_values(g, shift, bins, np.uint8)
+        b = bins_u8 if bins_u8 is not None else _bin_values(g, shift, bins, np.uint8)
         hist = cv2.calcHist([rows, cols, b], [0, 1, 2], None, [GRID, GRID, bins],
                             [0, GRID, 0, GRID, 0, bins])
         return hist.astype(np.int64)
@@ -251,11 +284,12 @@ def multiscale_histogram(raw: np.ndarray, bit_depth: int = 12, pattern: str = 'R
     ``bit_depth``/``bins`` or an unknown Bayer pattern.
     """
     _validate_raw(raw)
-    _, shift = _check_params(bit_depth, pattern, bins)
+    offset, shift = _check_params(bit_depth, pattern, bins)
     _check_frame_size(raw.shape[0], raw.shape[1], raw.shape)
     g = green_plane(raw, pattern)
     _check_integer_values(g, raw.shape)
-    grid = _grid_counts(g, shift, int(bins), method)
+    bins_u8 = _green_bins_u16(raw, offset, shift, int(bins)) if method != 'bincount' else None
+    grid = _grid_counts(g, shift, int(bins), method, bins_u8)
     parts = _reduce_grid(grid, lambda a, axes: a.sum(axis=axes))
     counts = np.concatenate(parts, axis=0)                       # (59, bins)
     return np.ascontiguousarray(_normalise(counts.T))

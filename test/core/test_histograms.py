@@ -99,6 +99,30 @@ def test_odd_frame_uses_complete_cells_only():
     np.testing.assert_array_equal(HG.green_plane(raw, 'RGGB'), raw[0:14:2, 1:17:2])
 
 
+@pytest.mark.parametrize('pattern', ['RGGB', 'GRBG', 'GBRG', 'BGGR'])
+@pytest.mark.parametrize('shape, bit_depth', [((20, 28), 12), ((21, 30), 12), ((20, 29), 12),
+                                              ((30, 40), 16), ((30, 40), 8)])
+def test_uint16_word_path_equals_the_reference(pattern, shape, bit_depth):
+    # the 32-bit-word bin image of uint16 frames (any value, the other Bayer pixel included)
+    rng = np.random.default_rng([*shape, bit_depth, ord(pattern[1])])
+    raw = rng.integers(0, 65536, size=shape).astype(np.uint16)
+    raw[::3] = np.minimum(raw[::3], 2 ** bit_depth - 1)            # in range and far above
+    offset, shift = HG._check_params(bit_depth, pattern, 256)
+    words = HG._green_bins_u16(raw, offset, shift, 256)
+    assert (words is None) == (shape[1] % 2 == 1)
+    if words is not None:
+        np.testing.assert_array_equal(
+            words, HG._bin_values(HG.green_plane(raw, pattern), shift, 256, np.uint8))
+    out = HG.multiscale_histogram(raw, bit_depth=bit_depth, pattern=pattern)
+    np.testing.assert_array_equal(
+        out, HG.multiscale_histogram(raw, bit_depth=bit_depth, pattern=pattern,
+                                     method='bincount'))
+    if bit_depth == 12:
+        np.testing.assert_array_equal(out, reference(raw, pattern))
+    assert HG._green_bins_u16(raw.astype('>u2'), offset, shift, 256) is None
+    assert HG._green_bins_u16(raw[:, 2:], offset, shift, 256) is None   # row stride != width
+
+
 def test_binning_clips_above_white_and_below_zero():
     raw = np.full((20, 20), 16 * 3 + 15, dtype=np.int32)
     raw[0::2, 1::2][:5] = 60000                               # above the white level
