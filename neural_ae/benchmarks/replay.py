@@ -4,7 +4,8 @@ Replay speed against real time (``neural-ae bench --suite replay``).
 :func:`measure_replay`: frames/s of :func:`neural_ae.core.replay.replay_frames` (closed
 loop: sensor simulation, controller, detector when given) over synthetic radiance frames,
 divided by the 30 fps of a recording: > 1 is faster than real time. The suite runs the
-Average AE and the Hybrid NN (its shipped model file, named by the controller registry,
+Average AE, the Histogram NN (its shipped model file; issue 15 asks >= 1x at full
+resolution) and the Hybrid NN (its shipped model file, named by the controller registry,
 with that file's ISP + detector) at the target resolution (1216x1936) and at the
 detector's training size (192x320).
 
@@ -71,7 +72,9 @@ def replay_cases(quick: bool, full: tuple = FULL, small: tuple = SMALL) -> dict:
     """
     from neural_ae.core.models.perception import load_perception
 
-    n = {'average': (10, 40) if quick else (30, 150), 'hybrid_nn': (2, 6) if quick else (5, 30)}
+    n = {'average': (10, 40) if quick else (30, 150),
+         'histogram_nn': (10, 40) if quick else (30, 150),
+         'hybrid_nn': (2, 6) if quick else (5, 30)}
     out = {}
     for name, counts in n.items():
         perception = None
