@@ -35,6 +35,8 @@ def add_parser(sub) -> None:
                    help='study: labelled-scene counts N of the sweep (those above the '
                    'training scenes are skipped)')
     p.add_argument('--experts', default='', help='study: comma-separated experts (default all)')
+    p.add_argument('--steps', type=int, default=None,
+                   help="study: stage-2 steps per run (default: the config's)")
     p.add_argument('--model', default='personalized_demo.pt',
                    help='frames: base model file (never overwritten)')
     p.add_argument('--frames', default='', help='frames: folder with images + labels.json')
@@ -66,7 +68,7 @@ def _study(args) -> int:
 
     out = Path(args.out or 'out/personalized/study')
     out.mkdir(parents=True, exist_ok=True)
-    cfg = load_personalized_config(args.config, task='personalized_stage2')
+    cfg = load_personalized_config(args.config, task='personalized_stage2', steps=args.steps)
     experts = [e for e in args.experts.split(',') if e] or list(EXPERTS)
     try:
         counts = [int(c) for c in args.labels.split(',') if c]

@@ -125,7 +125,8 @@ class Metering:
         elif mode == 'matrix':
             zones = np.asarray(self.zones, np.float32)
             w = cv2.resize(zones, (width, height), interpolation=cv2.INTER_NEAREST)
-        else:   # roi
+        else:   # roi (checked in __post_init__: the mode needs one)
+            assert self.roi is not None
             x, y, rw, rh = self.roi
             w = ((xx >= x) & (xx <= x + rw) & (yy >= y) & (yy <= y + rh)).astype(np.float32)
             if not w.any():

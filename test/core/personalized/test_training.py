@@ -49,7 +49,7 @@ def test_stage1_stops_on_non_finite_loss(tmp_path, tiny_variants, make_variants)
 
 
 def test_feedback_originals_labels():
-    ideal = np.array([[0.3, 0.1, -0.1, -0.3]] * 3 + [[1.0, 0.8, 0.6, 0.4]], np.float32)
+    ideal = np.array([[0.35, 0.05, -0.15, -0.35]] * 3 + [[1.0, 0.8, 0.6, 0.4]], np.float32)
     t0, code = feedback_originals(ideal, 1.0, np.random.default_rng(0))
     assert list(t0[:3]) == [1, 1, 1] and list(code[:3]) == [0, 0, 0]
     assert code[3] == -1                  # nearest is still 0.4 EV too dark: under
