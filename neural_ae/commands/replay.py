@@ -97,6 +97,11 @@ def add_parser(sub) -> None:
     add_force(p, text='replace an existing output bag / metrics file (never the input)')
     add_progress(p, text='no progress bar')
     add_device(p, 'cpu', what='the controller network and the detector')
+    p.add_argument('--backend', choices=('torch', 'onnxruntime', 'tensorrt'), default='torch',
+                   help='inference backend of the networks (default: torch); onnxruntime / '
+                        'tensorrt run the files neural-ae export wrote')
+    p.add_argument('--deploy-dir', metavar='DIR',
+                   help='folder of the exported files (default: beside each model file)')
     p.set_defaults(func=run)
 
 
@@ -129,13 +134,17 @@ def _check_int(name: str, value, low: int, high: Optional[int] = None) -> Option
     return value
 
 
-def _perception(controller: str, model, detector, sensor, device: str):
-    """``(perception, source)``: ``detector``, else the model file's for features, else none."""
+def _perception(controller: str, model, detector, sensor, device: str, **backend):
+    """``(perception, source)``: ``detector``, else the model file's for features, else none.
+
+    ``backend``: ``backend`` / ``deploy_dir`` / ``frame_size`` for ``load_perception``.
+    """
     from neural_ae.core.checkpoints import resolve_model_path
+    from neural_ae.core.deploy import DeployError
     from neural_ae.core.models.perception import load_perception
 
     if detector:
-        return load_perception(detector, sensor, device), str(detector)
+        return load_perception(detector, sensor, device, **backend), str(detector)
     spec = get_spec(controller)
     if not spec.needs_features:
         return None, None
@@ -143,7 +152,9 @@ def _perception(controller: str, model, detector, sensor, device: str):
         raise ConfigError(f'{controller} needs backbone features: give --detector')
     path = resolve_model_path(model, spec.default_model)
     try:  # a training checkpoint carries the detector its network was trained with
-        return load_perception(path, sensor, device), str(path)
+        return load_perception(path, sensor, device, **backend), str(path)
+    except DeployError:
+        raise
     except ModelError as err:
         raise ModelError(f'{controller} needs backbone features and its model file holds no '
                          f'usable detector; give --detector ({err})') from err
@@ -170,13 +181,17 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
                model: Optional[str] = None, detector: Optional[str] = None,
                topic: str = '/hdr/image', max_frames: Optional[int] = None,
                storage: str = 'mcap', noise: bool = True, show_progress: bool = True,
-               device: str = 'cpu', radiance_scale='auto', force: bool = False) -> dict:
+               device: str = 'cpu', radiance_scale='auto', force: bool = False,
+               backend: str = 'torch', deploy_dir=None) -> dict:
     """
     Run the ``replay`` command as a function; return the summary it prints.
 
     ``device`` (``'cpu'`` or ``'cuda'``): where a trained controller and the detector run.
     ``radiance_scale``: ``'auto'`` or a factor (:mod:`neural_ae.core.calibration`).
-    ``force``: replace an existing output bag / metrics file (never an input). Raises
+    ``force``: replace an existing output bag / metrics file (never an input).
+    ``backend`` / ``deploy_dir``: inference backend of the networks and the folder of the
+    exported files (:mod:`neural_ae.core.deploy`; checked, with a trial run on a frame of
+    the bag's size, before anything is written). Raises
     :class:`BagFormatError` (after writing everything replayed so far) when the input bag
     is damaged, :class:`ConfigError` / ``ModelError`` for bad arguments, before any output
     is created.
@@ -200,9 +215,20 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
         raise BagFormatError(f'{bag_path} has no frames on {topic}; topics: '
                              f'{sorted(bag.topics())}')
     sens = load_sensor(sensor)
-    ctrl = build_controller(controller, options, sens, model, device=device)
-    perception, detector_from = _perception(controller, model, detector, sens, device)
+    ctrl = build_controller(controller, options, sens, model, device=device, backend=backend,
+                            deploy_dir=deploy_dir)
+    frame_size = None
+    if backend != 'torch':
+        from neural_ae.core.deploy import warm_up
+
+        first = next(bag.sample_radiance(1, topic))[2]
+        frame_size = (first.shape[0] // 2 * 2, first.shape[1] // 2 * 2)
+    perception, detector_from = _perception(controller, model, detector, sens, device,
+                                            backend=backend, deploy_dir=deploy_dir,
+                                            frame_size=frame_size)
     step = FrameStep(ctrl, perception)
+    if frame_size is not None:
+        warm_up(step, frame_size, backend)
     out = Path(output) if output else (Path('out') / 'replay' /
                                        f'{Path(bag_path).name}_{controller}')
     metrics_file = Path(metrics_path) if metrics_path else Path(f'{out}.metrics.json')
@@ -321,7 +347,8 @@ def run(args) -> int:
                 detector=args.detector, topic=args.topic, max_frames=args.max_frames,
                 storage=args.storage, noise=not args.no_noise,
                 show_progress=not args.no_progress and shard.main, device=device,
-                radiance_scale=args.radiance_scale, force=args.force)
+                radiance_scale=args.radiance_scale, force=args.force, backend=args.backend,
+                deploy_dir=args.deploy_dir)
         finally:
             leave(shard)
         if shard.main:
@@ -336,6 +363,6 @@ def run(args) -> int:
                          max_frames=args.max_frames, storage=args.storage,
                          noise=not args.no_noise, show_progress=not args.no_progress,
                          device=device, radiance_scale=args.radiance_scale,
-                         force=args.force)
+                         force=args.force, backend=args.backend, deploy_dir=args.deploy_dir)
     print(json.dumps(summary))
     return 0
