@@ -17,6 +17,7 @@ import torch
 
 WRITES, LONG, NETWORK = 'writes', 'long', 'network'
 TRAITS = {
+    'assess': {WRITES, LONG, NETWORK},
     'bench': {WRITES, LONG, NETWORK},
     'controllers': {WRITES, LONG, NETWORK},
     'demo': {WRITES, LONG, NETWORK},
@@ -34,12 +35,14 @@ TRAITS = {
 OLD_SPELLINGS = {'bench': ['--output'], 'replay': ['--output'], 'train': ['--output'],
                  'sensor': ['--snr-plot']}
 # Defaults that must not change (None: the command picks, e.g. from its config).
-OUT_DEFAULTS = {'bench': None, 'controllers': 'out/controllers', 'demo': 'out/demo',
+OUT_DEFAULTS = {'assess': 'out/assessor/report',
+                'bench': None, 'controllers': 'out/controllers', 'demo': 'out/demo',
                 'export': None,
                 'evaluate': None, 'make-bag': None, 'personalize': None, 'replay': None,
                 'scenes': None,
                 'sensor': 'out/sensor_snr.png', 'train': None}
-DEVICE_DEFAULTS = {'bench': ('cpu', None), 'controllers': ('cpu', 1), 'demo': ('cpu', None),
+DEVICE_DEFAULTS = {'assess': ('cpu', 1),
+                   'bench': ('cpu', None), 'controllers': ('cpu', 1), 'demo': ('cpu', None),
                    'export': ('cpu', None),
                    'evaluate': ('auto', 1), 'personalize': ('cpu', 1), 'replay': ('cpu', None),
                    'train': (None, None)}

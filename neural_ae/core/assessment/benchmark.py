@@ -16,8 +16,8 @@ from typing import Dict, List, Optional, Sequence
 from neural_ae.core import sensor as S
 from neural_ae.core.assessment.errors import AssessmentError
 from neural_ae.core.assessment.judge import judge_label, LABELS, truth_label
-from neural_ae.core.assessment.labels import (render_example, TEST_SEED_START, test_specs,
-                                              TEST_SHIFTS_EV, VAL_SEED_START)
+from neural_ae.core.assessment.labels import (render_example, TEST_SEED_START, TEST_SHIFTS_EV,
+                                              test_specs, VAL_SEED_START)
 from neural_ae.core.assessment.metrics import (baseline_map, BASELINES, fit_mean_luma,
                                                holistic_metrics, pixel_metrics, scores_of)
 from neural_ae.core.assessment.network import parameter_count
