@@ -82,6 +82,12 @@ def add_parser(sub) -> None:
                    help='--protocol correction: a correction model to evaluate (repeatable; '
                    'default: models/correction_encdec.pt and models/correction_pix2pix.pt)')
     add_device(p, 'auto', threads=1, what='the detectors')
+    p.add_argument('--backend', choices=('torch', 'onnxruntime', 'tensorrt'), default='torch',
+                   help='inference backend of the trained detectors and networks (default: '
+                        'torch); onnxruntime / tensorrt run the files neural-ae export wrote '
+                        'for the protocol frame size')
+    p.add_argument('--deploy-dir', metavar='DIR',
+                   help='folder of the exported files (default: beside each model file)')
     add_out(p, text='output folder (default: out/evaluate, with --quick out/evaluate_quick)',
             metavar='DIR')
     p.add_argument('--benchmarks', action='store_true',
@@ -262,7 +268,8 @@ def _run_protocols(args, device, shard, t_start) -> int:
     models = _models_folder(cfg.models_dir)
     h0, w0 = cfg.height or 192, cfg.width or 320
     built = build_methods(models, cfg.methods, sensor, device, args.allow_untrained,
-                          explicit, cfg.fixed_detector, cfg.oracle_detector, h0, w0)
+                          explicit, cfg.fixed_detector, cfg.oracle_detector, h0, w0,
+                          backend=args.backend, deploy_dir=args.deploy_dir)
     cks = built['checkpoints']
     ref = cks.get('hybrid') or next(iter(cks.values()), None)
     height = cfg.height or (ref.config.height if ref else 192)

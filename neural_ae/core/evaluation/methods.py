@@ -76,6 +76,9 @@ class Method:
     notes: List[str] = field(default_factory=list)
     untrained: bool = False
     device: str = 'cpu'
+    backend: str = 'torch'
+    checkpoint: Optional[Path] = None
+    deploy_dir: Optional[str] = None
 
     @property
     def spec(self) -> ControllerSpec:
@@ -90,7 +93,10 @@ class Method:
     def controller(self, sensor, smoothing: Optional[str] = None, **options):
         """Build a fresh controller; ``smoothing`` and ``options`` go to ControllerOptions."""
         opts = ControllerOptions(smoothing=smoothing, **options)
-        return self.spec.build(opts, sensor, model=self.model, device=self.device)
+        backend = self.backend if self.model is not None else 'torch'
+        return self.spec.build(opts, sensor, model=self.model, device=self.device,
+                               backend=backend, deploy_dir=self.deploy_dir,
+                               checkpoint=self.checkpoint)
 
 
 @dataclass
@@ -218,7 +224,8 @@ def _describe(info: CheckpointInfo) -> str:
 def build_methods(models_dir, names: Optional[Sequence[str]] = None, sensor=None, device='cpu',
                   allow_untrained: bool = False, explicit: Optional[dict] = None,
                   fixed_detector: str = 'average', oracle_detector: str = 'hybrid_nn',
-                  height: int = 192, width: int = 320) -> BuiltMethods:
+                  height: int = 192, width: int = 320, backend: str = 'torch',
+                  deploy_dir: Optional[str] = None) -> BuiltMethods:
     """
     Load the methods to evaluate from the checkpoints in ``models_dir``.
 
@@ -232,7 +239,10 @@ def build_methods(models_dir, names: Optional[Sequence[str]] = None, sensor=None
     without its checkpoint is skipped (warning) unless ``allow_untrained``: then an
     untrained network runs with the first available detector, flagged UNTRAINED. With no
     checkpoint at all: :class:`EvaluationError`, or (``allow_untrained``) one untrained
-    pipeline for every method (mechanics runs only).
+    pipeline for every method (mechanics runs only). ``backend`` (``deploy_dir``): the
+    trained checkpoints' detectors and networks run from their exported files
+    (:mod:`neural_ae.core.deploy`, checked here for ``height`` x ``width`` frames);
+    untrained networks always run in torch.
     """
     from neural_ae.core.training.checkpoints import load_pipeline
     from neural_ae.core.training.config import TrainConfig
@@ -256,7 +266,13 @@ def build_methods(models_dir, names: Optional[Sequence[str]] = None, sensor=None
     def pipeline(ae: str):
         if ae not in pipes:
             pipe, _, _ = load_pipeline(cks[ae].path, device='cpu')
-            pipes[ae] = (pipe, Perception(pipe.detector, pipe.isp, device, _describe(cks[ae])))
+            perc = Perception(pipe.detector, pipe.isp, device, _describe(cks[ae]))
+            if backend != 'torch':
+                from neural_ae.core.deploy import attach_detector_backend
+
+                attach_detector_backend(perc, cks[ae].path, backend, str(device), deploy_dir,
+                                        (height, width))
+            pipes[ae] = (pipe, perc)
         return pipes[ae]
 
     untrained_pipe = {}
@@ -282,7 +298,9 @@ def build_methods(models_dir, names: Optional[Sequence[str]] = None, sensor=None
             mode = _train_mode(name)
             if mode in cks:
                 pipe, perc = pipeline(mode)
-                methods.append(Method(name, perc, perc.source, pipe.ae, device=str(device)))
+                methods.append(Method(name, perc, perc.source, pipe.ae, device=str(device),
+                                      backend=backend, checkpoint=cks[mode].path,
+                                      deploy_dir=deploy_dir))
                 continue
             if not allow_untrained:
                 reason = (f'no checkpoint trained with ae={mode} in {models_dir}; '
