@@ -110,6 +110,23 @@ class CheckpointInfo:
     metrics: dict = field(default_factory=dict)
 
 
+def _other_kind(path: Path) -> bool:
+    """Whether ``path`` is another neural_ae model kind (assessor, corrector, ...): not ours."""
+    from neural_ae.core.checkpoints import read_checkpoint, TRAIN_FORMAT
+    from neural_ae.core.errors import ModelError
+
+    try:
+        ck = read_checkpoint(path, 'model')
+    except (ModelError, TrainingError):
+        return False                       # unreadable: read() reports it
+    fmt = ck.get('format') if isinstance(ck, dict) else None
+    other = isinstance(fmt, str) and fmt.startswith('neural_ae') and fmt != TRAIN_FORMAT
+    if other:
+        LOG.debug('%s is a %s model, not an exposure training checkpoint; not evaluated',
+                  path, fmt)
+    return other
+
+
 def discover_checkpoints(models_dir, explicit: Optional[Dict[str, str]] = None) -> dict:
     """
     Map training ``ae`` mode -> :class:`CheckpointInfo` for the checkpoints in a folder.
@@ -151,6 +168,8 @@ def discover_checkpoints(models_dir, explicit: Optional[Dict[str, str]] = None) 
     if folder.is_dir():
         for path in sorted(folder.glob('*.pt')):
             if any(path == i.path for i in found.values()):
+                continue
+            if _other_kind(path):
                 continue
             info = read(path)
             if info is None:

@@ -428,3 +428,14 @@ def test_evaluate_command_bag_protocol_end_to_end(tmp_path, capsys):
     assert '## Bag protocol: bag' in md and 'Hybrid NN (adaptive)' in md
     assert '## Discussion\n\nHand-written reading of the figures.' in md
     assert (tmp_path / 'out' / 'bag_exposure.png').is_file()
+
+
+def test_other_model_kinds_in_the_models_folder_are_not_warned_about(tmp_path, caplog):
+    from neural_ae.core.evaluation.methods import discover_checkpoints
+
+    torch.save({'format': 'neural_ae.assessor/1', 'model': {}}, tmp_path / 'assessor.pt')
+    (tmp_path / 'broken.pt').write_bytes(b'not a checkpoint')
+    with caplog.at_level('WARNING'):
+        found = discover_checkpoints(tmp_path)
+    assert [u.split(':')[0] for u in found['_unreadable']] == [str(tmp_path / 'broken.pt')]
+    assert 'assessor' not in caplog.text
