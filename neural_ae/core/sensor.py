@@ -452,7 +452,7 @@ def _shot_and_read_block(mu: np.ndarray, g: float, read_std: float, sensor: Sens
     band = FULL_WELL_BAND_SIGMAS * math.sqrt(well)
     lo, hi = float(mu.min()), float(mu.max())
     exact = np.empty(0, dtype=np.intp)
-    fill = np.empty(0, dtype=np.float32)
+    fill: np.ndarray = np.empty(0, dtype=np.float32)
     if lo < POISSON_EXACT_BELOW_E or hi > well - band:
         exact = np.flatnonzero((mu < POISSON_EXACT_BELOW_E)
                                | ((mu > well - band) & (mu < well + band)))

@@ -26,12 +26,13 @@ def test_shipped_models_come_from_the_registry():
 
 
 def test_suite_cases_at_tiny_sizes():
-    """Average AE and the Hybrid NN (shipped model + its detector) at two sizes."""
+    """Average AE, Histogram NN and Hybrid NN (shipped model + its detector), two sizes."""
     out = replay.replay_cases(True, full=(64, 96), small=(32, 48))
-    assert set(out) == {'average_64x96', 'average_32x48', 'hybrid_nn_64x96',
-                        'hybrid_nn_32x48'}
+    assert set(out) == {'average_64x96', 'average_32x48', 'histogram_nn_64x96',
+                        'histogram_nn_32x48', 'hybrid_nn_64x96', 'hybrid_nn_32x48'}
     for key, res in out.items():
         assert 'error' not in res, (key, res)
         assert _finite(res['realtime_ratio']) and res['realtime_ratio'] > 0, (key, res)
     assert out['hybrid_nn_64x96']['detector'] and not out['average_64x96']['detector']
+    assert not out['histogram_nn_64x96']['detector']
     assert out['hybrid_nn_32x48']['frames'] == 6
