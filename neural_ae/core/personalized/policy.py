@@ -67,7 +67,7 @@ class PolicyNet(nn.Module):
         self.exposure_head = nn.Conv2d(channels, 1, 1)
         self.importance_head = nn.Conv2d(channels, 1, 1) if metering == 'adaptive' else None
         for head in (self.exposure_head, self.importance_head):
-            if head is not None:
+            if head is not None and head.bias is not None:
                 nn.init.normal_(head.weight, 0.0, 0.01)
                 nn.init.zeros_(head.bias)
 

@@ -249,8 +249,9 @@ def personalize(net: PolicyNet, cfg: PersonalizedConfig, ideal: np.ndarray,
     if state:
         opt.load_state_dict(state['optimizer'])
         step = int(state['step'])
+    curve_log: list = []
     log = {'labels': {lab: int(np.sum(code == c)) for lab, c in
-                      (('under', -1), ('well', 0), ('over', 1))}, 'curve': []}
+                      (('under', -1), ('well', 0), ('over', 1))}, 'curve': curve_log}
     gen = torch.Generator().manual_seed(cfg.seed * 7919 + step)
     torch.manual_seed(cfg.seed * 104_729 + step)
     ideal_t = torch.from_numpy(ideal.astype(np.float32))
@@ -282,7 +283,7 @@ def personalize(net: PolicyNet, cfg: PersonalizedConfig, ideal: np.ndarray,
         losses.append(float(loss.detach()))
         step += 1
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            log['curve'].append({'step': step, 'loss': float(np.mean(losses))})
+            curve_log.append({'step': step, 'loss': float(np.mean(losses))})
             losses = []
             if on_eval is not None:
                 on_eval(step, net, opt)
