@@ -108,7 +108,7 @@ class Proportional(nn.Module):
 
 def test_ema_neural_controller_with_latency_does_not_overshoot():
     frames = _step_frames(100, at=10, factor=8.0)
-    opts = ControllerOptions(latency_frames=3)
+    opts = ControllerOptions(latency_frames=3, smoothing='ema')
     c = make_controller('histogram_nn', opts, sensor=SENSOR, model=Proportional())
     ev = temporal_metrics(run_closed_loop(frames, c, seed=0))['events'][0]
     assert ev['oscillations'] == 0 and ev['overshoot_ev'] < 0.1
@@ -211,3 +211,17 @@ def test_metric_definitions_on_a_hand_made_exposure_trace():
     seg = segment_metrics(r, 3, 6)
     assert seg['frames_to_converge'] is None or seg['frames_to_converge'] <= 3
     assert math.isfinite(seg['flicker_ev'])
+
+
+def test_stable_neural_controller_with_latency_converges_fast():
+    # the networks' default smoothing on the same 8x step at 3 frames latency: a few
+    # landings (each 4 frames; saturated frames only say "at least 2x") instead of EMA's
+    # 40 frames, at most one sign change (issue 11)
+    frames = _step_frames(100, at=10, factor=8.0)
+    c = make_controller('histogram_nn', ControllerOptions(latency_frames=3), sensor=SENSOR,
+                        model=Proportional())
+    assert c.smoothing.name == 'stable'
+    ev = temporal_metrics(run_closed_loop(frames, c, seed=0))['events'][0]
+    assert ev['step_ev'] == pytest.approx(-3.0, abs=0.1)
+    assert ev['oscillations'] <= 1 and abs(ev['settled_offset_ev']) < 0.1
+    assert ev['frames_to_converge'] <= 20                  # EMA: 35-45 (test above)
