@@ -135,9 +135,11 @@ def _check_int(name: str, value, low: int, high: Optional[int] = None) -> Option
 
 
 def _perception(controller: str, model, detector, sensor, device: str, **backend):
-    """``(perception, source)``: ``detector``, else the model file's for features, else none.
+    """
+    Return ``(perception, source)``: ``detector``, else the model file's, else none.
 
-    ``backend``: ``backend`` / ``deploy_dir`` / ``frame_size`` for ``load_perception``.
+    The model file's detector serves a controller that needs features. ``backend``:
+    ``backend`` / ``deploy_dir`` / ``frame_size`` for ``load_perception``.
     """
     from neural_ae.core.checkpoints import resolve_model_path
     from neural_ae.core.deploy import DeployError

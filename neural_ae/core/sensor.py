@@ -546,7 +546,8 @@ def capture(phi: np.ndarray, t_exp_s: float, gain: float, sensor: SensorConfig,
     statistics: exact draws where the expected count is below
     :data:`POISSON_EXACT_BELOW_E` or near the full well, elsewhere one float32 Gaussian
     per pixel for shot and read noise together with the exact mean, variance and skew
-    (:func:`_shot_and_read_block`, by row blocks on :data:`CAPTURE_THREADS` threads; several times faster than exact Poisson). ``exact_poisson``
+    (:func:`_shot_and_read_block`, by row blocks on :data:`CAPTURE_THREADS` threads;
+    several times faster than exact Poisson). ``exact_poisson``
     draws every pixel from an exact Poisson (the reference; slow). The draws are
     deterministic for a seeded ``rng``.
     With ``noise_scale != 1`` (noise augmentation) or ``source_var_e`` (noise

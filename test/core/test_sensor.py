@@ -254,8 +254,8 @@ def test_fast_capture_mixed_frame_is_deterministic_and_right_per_region(monkeypa
     # exact pmf; the frame depends on the seed only (not on the thread count)
     levels_e = [0.3, 8.0, 500.0, 32900.0, 1e6]                    # low, mid, band, saturated
     width = 64
-    phi = np.repeat(np.array(levels_e) / 0.01, width)[None].repeat(3 * S.CAPTURE_BLOCK_ROWS + 5,
-                                                                     0)
+    rows = 3 * S.CAPTURE_BLOCK_ROWS + 5
+    phi = np.repeat(np.array(levels_e) / 0.01, width)[None].repeat(rows, 0)
     sensor = FW_FIRST
     raw = S.capture(phi, 0.01, 1.0, sensor, np.random.default_rng(5))
     monkeypatch.setattr(S, 'CAPTURE_THREADS', 1)

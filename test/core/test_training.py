@@ -173,7 +173,10 @@ def test_shipped_train_configs_load_and_comment_every_key():
     paths = sorted((ROOT / 'config').glob('train_*.yaml'))
     assert paths
     for p in paths:
-        load_config(p)
+        # configs of the other trainers (task: assessor, correction, ...) are loaded by
+        # their own tests; every key is commented with its unit in all of them
+        if (yaml.safe_load(p.read_text()) or {}).get('task', 'exposure') == 'exposure':
+            load_config(p)
         for line in p.read_text().splitlines():
             if line.strip() and not line.lstrip().startswith('#'):
                 assert '#' in line and '[' in line.split('#', 1)[1], f'{p.name}: {line}'

@@ -310,7 +310,8 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
         for store, key, value in ledger[i]:
             target = stores[store][key]
             if isinstance(target, DetectionAccumulator):
-                target.add(*value[:5], width=value[5], height=value[6])
+                target.add(value[0], value[1], value[2], value[3], value[4], width=value[5],
+                           height=value[6])
             else:
                 target.append(value)
     out: dict = {'levels': levels, 'repeats': repeats, 'n_pairs': n_pairs,
@@ -346,10 +347,10 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
     if offsets is not None:
         per = [[off_accs[(j, r)].compute()['map50'] for r in range(repeats)]
                for j in range(n_off)]
-        stats = [_summary(v) for v in per]
+        summaries = [_summary(v) for v in per]
         out['offsets'] = {'offsets_ev': list(offsets.offsets_ev),
-                          'map50_mean': [m for m, _ in stats],
-                          'map50_std': [sd for _, sd in stats], 'map50_repeats': per,
+                          'map50_mean': [m for m, _ in summaries],
+                          'map50_std': [sd for _, sd in summaries], 'map50_repeats': per,
                           'detector_from': offsets.detector_from or offsets.perception.source,
                           'seeds': _seed_range(pairs, n_pairs)}
     out['seconds'] = time.perf_counter() - t0

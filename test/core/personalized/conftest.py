@@ -28,5 +28,5 @@ def tiny_variants():
 
 @pytest.fixture
 def make_variants():
-    """``make_variants(n, size, seed)``: more synthetic variant sets."""
+    """Return a factory of more synthetic variant sets (arguments: n, size, seed)."""
     return synthetic_variants
