@@ -156,7 +156,7 @@ def machine_line(device: str, threads: int) -> str:
 
 def _train_yaml_configs() -> list:
     from neural_ae.core.paths import config_dir
-    from neural_ae.core.training.config import load_config
+    from neural_ae.core.training.config import config_task, EXPOSURE_TASK, load_config
 
     out = []
     try:
@@ -164,6 +164,8 @@ def _train_yaml_configs() -> list:
     except FileNotFoundError:
         return out
     for path in sorted(folder.glob('train_*.yaml')):
+        if config_task(path) != EXPOSURE_TASK:   # another trainer's config (task: ...)
+            continue
         try:
             out.append(load_config(path))
         except Exception:  # noqa: BLE001 - a broken YAML is the training command's problem

@@ -131,6 +131,13 @@ def _load_failure(err: Exception, path: Path, what: str) -> str:
     return f'cannot read {what} {path}: {type(err).__name__}: {_first_line(err)}'
 
 
+def checkpoint_format(path: PathLike, what: str = 'model') -> Optional[str]:
+    """Return the ``format`` string of the checkpoint at ``path`` (None without one)."""
+    ck = read_checkpoint(path, what)
+    fmt = ck.get('format') if isinstance(ck, dict) else None
+    return fmt if isinstance(fmt, str) else None
+
+
 def read_checkpoint(path: PathLike, what: str = 'model',
                     error: Type[NeuralAEError] = ModelError) -> dict:
     """

@@ -10,18 +10,11 @@ from pathlib import Path
 import subprocess
 import sys
 
-from neural_ae.core.checkpoints import read_checkpoint, TRAIN_FORMAT
+from neural_ae.core.checkpoints import checkpoint_format, TRAIN_FORMAT
 import pytest
 
 ALL = sorted((Path(__file__).resolve().parents[2] / 'models').glob('*.pt'))
-
-
-def _format(path: Path):
-    ck = read_checkpoint(path, 'model')
-    return ck.get('format') if isinstance(ck, dict) else None
-
-
-KINDS = {p: _format(p) for p in ALL}
+KINDS = {p: checkpoint_format(p) for p in ALL}
 EXPOSURE = [p for p in ALL if KINDS[p] == TRAIN_FORMAT]
 OTHER = [p for p in ALL if KINDS[p] != TRAIN_FORMAT]
 

@@ -15,7 +15,8 @@ from neural_ae.core import sensor as S
 from neural_ae.core.errors import ConfigError, TrainingError
 from neural_ae.core.scenes import export_brackets, generate_pair, to_coco
 from neural_ae.core.training import checkpoints, engine
-from neural_ae.core.training.config import config_from_dict, load_config, TrainConfig
+from neural_ae.core.training.config import (config_from_dict, config_task, EXPOSURE_TASK,
+                                            load_config, TrainConfig)
 from neural_ae.core.training.data import (BracketPairs, collate, HDRBagPairs, ProceduralPairs,
                                           TwoFrameExamples)
 from neural_ae.core.training.distributed import DistInfo
@@ -175,7 +176,7 @@ def test_shipped_train_configs_load_and_comment_every_key():
     for p in paths:
         # configs of the other trainers (task: assessor, correction, ...) are loaded by
         # their own tests; every key is commented with its unit in all of them
-        if (yaml.safe_load(p.read_text()) or {}).get('task', 'exposure') == 'exposure':
+        if config_task(p) == EXPOSURE_TASK:
             load_config(p)
         for line in p.read_text().splitlines():
             if line.strip() and not line.lstrip().startswith('#'):

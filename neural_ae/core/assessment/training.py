@@ -139,11 +139,9 @@ class AssessorTrainConfig:
 
 def is_assessor_config(path) -> bool:
     """Whether the YAML at ``path`` is an assessor config (``task: assessor``)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return False
-    return isinstance(data, dict) and data.get('task') == TASK
+    from neural_ae.core.training.config import config_task
+
+    return config_task(path) == TASK
 
 
 def load_assessor_config(path, **overrides) -> AssessorTrainConfig:

@@ -172,13 +172,9 @@ class CorrectionConfig:
 
 def is_correction_config(path: Union[str, Path]) -> bool:
     """Tell whether the YAML at ``path`` is a correction config (``task: correction``)."""
-    import yaml
+    from neural_ae.core.training.config import config_task
 
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return False
-    return isinstance(data, dict) and data.get('task') == 'correction'
+    return config_task(path) == 'correction'
 
 
 def correction_config_from_dict(data: dict, source: str = 'dict') -> CorrectionConfig:

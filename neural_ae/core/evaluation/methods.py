@@ -112,15 +112,14 @@ class CheckpointInfo:
 
 def _other_kind(path: Path) -> bool:
     """Whether ``path`` is another neural_ae model kind (assessor, corrector, ...): not ours."""
-    from neural_ae.core.checkpoints import read_checkpoint, TRAIN_FORMAT
+    from neural_ae.core.checkpoints import checkpoint_format, TRAIN_FORMAT
     from neural_ae.core.errors import ModelError
 
     try:
-        ck = read_checkpoint(path, 'model')
+        fmt = checkpoint_format(path)
     except (ModelError, TrainingError):
         return False                       # unreadable: read() reports it
-    fmt = ck.get('format') if isinstance(ck, dict) else None
-    other = isinstance(fmt, str) and fmt.startswith('neural_ae') and fmt != TRAIN_FORMAT
+    other = fmt is not None and fmt.startswith('neural_ae') and fmt != TRAIN_FORMAT
     if other:
         LOG.debug('%s is a %s model, not an exposure training checkpoint; not evaluated',
                   path, fmt)

@@ -296,6 +296,28 @@ def config_from_dict(data: Optional[dict], source: str = 'dict',
         raise ConfigError(f'{err} ({source})') from err
 
 
+EXPOSURE_TASK = 'exposure'
+"""``task`` of a training YAML without a ``task`` key: the exposure pipeline (TrainConfig)."""
+
+
+def config_task(path: Union[str, Path]) -> Optional[str]:
+    """
+    Return which trainer a training YAML is for: its ``task`` key.
+
+    :data:`EXPOSURE_TASK` without one; ``None`` when the file cannot be read or is not a
+    mapping.
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        return None
+    task = data.get('task', EXPOSURE_TASK)
+    return task if isinstance(task, str) else None
+
+
 def load_config(path: Union[str, Path], **overrides) -> TrainConfig:
     """Read a YAML training config; ``overrides`` (not None) replace its values."""
     path = Path(path)

@@ -94,11 +94,10 @@ def test_kappa_is_one_over_k_or_k_with_equal_probability():
 
 def _exposure_train_configs() -> list:
     """Return the exposure-pipeline training configs (other trainers' carry a ``task:``)."""
-    import yaml
+    from neural_ae.core.training.config import config_task, EXPOSURE_TASK
 
-    paths = sorted(config_dir().glob('train_*.yaml'))
-    return [load_config(p) for p in paths
-            if (yaml.safe_load(p.read_text()) or {}).get('task', 'exposure') == 'exposure']
+    return [load_config(p) for p in sorted(config_dir().glob('train_*.yaml'))
+            if config_task(p) == EXPOSURE_TASK]
 
 
 def test_test_seeds_are_disjoint_from_training_seed_ranges():
