@@ -72,7 +72,6 @@ Bad input never stops the node, and no command is sent for it:
 from collections import deque, OrderedDict
 import math
 from pathlib import Path
-import signal
 import sys
 import threading
 import time
@@ -97,6 +96,7 @@ from neural_ae.ros.conversions import (array_to_image, check_image_size, decode_
 from neural_ae.ros.detections import DetectionPublisher
 from neural_ae.ros.feedback import FeedbackError, FeedbackLimits, parse_exposure_feedback
 from neural_ae.ros.qos import command_qos, diagnostics_qos, image_qos
+from neural_ae.ros.stopping import spin_until_stopped, StopRequest
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
@@ -1030,10 +1030,6 @@ def _kv(value) -> str:
     return str(value)
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(args=None) -> int:
     """
     Run the node; with ``autostart`` configure and activate it.
@@ -1043,14 +1039,18 @@ def main(args=None) -> int:
     unknown choice or combination) end it with one line on stderr and exit code 2.
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGINT / SIGTERM only request the stop; the spin loop returns between callbacks, so
+    # no KeyboardInterrupt lands inside rclpy (a lifecycle transition in progress, a
+    # take_message) and the node is torn down from a quiet state.
+    stop = StopRequest().install()
     node = None
     try:
         node = AutoExposureNode()
-        if node.get_parameter('autostart').value:
-            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+        if node.get_parameter('autostart').value and not stop.is_set():
+            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS \
+                    and not stop.is_set():
                 node.trigger_activate()
-        rclpy.spin(node)
+        spin_until_stopped(node, stop)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (NeuralAEError, ParameterException) as err:
@@ -1059,8 +1059,7 @@ def main(args=None) -> int:
     finally:
         # A second Ctrl-C (or SIGTERM) must not cut the deactivation short: it restores
         # the driver's own auto exposure.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop.ignore_further()
         if node is not None:
             shutdown_node(node)
         rclpy.try_shutdown()
