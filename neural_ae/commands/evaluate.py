@@ -298,6 +298,11 @@ def _run_protocols(args, device, shard, t_start) -> int:
     else:
         check_test_seeds(pair_seeds + drive_seeds, train_cfgs, where='validation',
                          splits=('train',))
+    from neural_ae.core.evaluation.assessor import load_frame_assessor
+
+    assessor, why = load_frame_assessor(cfg.assessor_model, sensor)
+    if why:
+        warnings.append(why)
     oracle = None
     if cfg.oracle and not args.no_oracle and built['oracle'] is not None:
         oracle = OracleSpec(built['oracle'], built['oracle_from'], cfg.oracle_sweep,
@@ -328,7 +333,7 @@ def _run_protocols(args, device, shard, t_start) -> int:
         shift = run_shift_protocol(pairs, built['methods'], sensor, cfg.shift_levels,
                                    cfg.shift_repeats, cfg.shift_flip, oracle,
                                    seed=cfg.noise_seed, progress=progress, offsets=offsets,
-                                   shard=shard)
+                                   shard=shard, assessor=assessor)
         if val_offsets is not None:
             shift['offsets_val'] = val_offsets
             shift['causal_ceiling'] = causal_ceiling(val_offsets, shift['offsets'])
@@ -336,6 +341,10 @@ def _run_protocols(args, device, shard, t_start) -> int:
               f'{pair_start + n_pairs - 1}{", + flips" if cfg.shift_flip else ""}, '
               f'{cfg.shift_repeats} repeats; mAP@0.5 [%] mean +- std):')
         print(R.shift_table_text(shift))
+        if shift.get('assessor'):
+            print('\nAssessor score [0-10] of frame 2 (mean) and its correlation with '
+                  'per-image AP:')
+            print(R.assessor_shift_text(shift))
     if 'drive' in protocols:
         drive_list = make_drives(cfg.drives, drive_start, height, width, sensor)
         drive_frames = {d.name: d.frames for d in drive_list}
@@ -347,9 +356,13 @@ def _run_protocols(args, device, shard, t_start) -> int:
                                      cfg.drive_smoothings, cfg.smoothing_options(), d_oracle,
                                      cfg.latency_frames, seed=cfg.noise_seed,
                                      progress=progress, repeats=cfg.drive_repeats,
-                                     shard=shard)
+                                     shard=shard, assessor=assessor)
         print('\nDrive protocol (closed loop):')
         print(R.drive_tables_text(drives))
+        if assessor is not None:
+            print('\nAssessor score [0-10] over the drive frames (mean) and its correlation '
+                  'with per-image AP:')
+            print(R.assessor_drive_text(drives))
         for res in drives:
             where = f'drive latency {res.latency_frames} ' if len(drives) > 1 else 'drive '
             warnings += bound_warnings(res, where)
@@ -365,7 +378,7 @@ def _run_protocols(args, device, shard, t_start) -> int:
             bag['shift'] = run_shift_protocol(bag_pairs, built['methods'], sensor,
                                               cfg.shift_levels, cfg.shift_repeats,
                                               cfg.shift_flip, oracle, seed=cfg.noise_seed,
-                                              progress=progress)
+                                              progress=progress, assessor=assessor)
             print(f'\nBag {bag_drive.name}: shift protocol over {len(bag_pairs)} pairs:')
             print(R.shift_table_text(bag['shift']))
         else:
@@ -374,7 +387,8 @@ def _run_protocols(args, device, shard, t_start) -> int:
         bag['drives'] = run_drive_latencies([bag_drive], built['methods'], sensor,
                                             cfg.drive_smoothings, cfg.smoothing_options(),
                                             None, cfg.latency_frames, seed=cfg.noise_seed,
-                                            keep_raw_for=(), progress=progress)
+                                            keep_raw_for=(), progress=progress,
+                                            assessor=assessor)
         print(f'\nBag {bag_drive.name}: closed loop:')
         print(R.drive_tables_text(bag['drives']))
         for res in bag['drives']:
@@ -402,7 +416,8 @@ def _run_protocols(args, device, shard, t_start) -> int:
                      if drive_seeds else None, 'height': height, 'width': width,
                      'models_dir': str(models), 'protocols': sorted(protocols),
                      'quick': bool(args.quick), 'oracle_from': built['oracle_from'],
-                     'bag_radiance': bag_radiance}}
+                     'bag_radiance': bag_radiance,
+                     'assessor': assessor.describe() if assessor is not None else None}}
     if shard.world > 1:
         context['settings']['processes'] = shard.world
     if not shard.main:

@@ -116,7 +116,9 @@ class EvalConfig:
     test pairs (:func:`~.shift.causal_ceiling`). ``drives``:
     ``[scenario, frames]`` items. Smoothing of the neural controllers in the drives:
     ``ema`` with ``ema_mu`` (paper: 0.9) and ``adaptive`` with ``adaptive_mu`` /
-    ``adaptive_scale_ev``.
+    ``adaptive_scale_ev``. ``assessor_model``: exposure assessor whose score [0-10] is
+    reported per method with its correlation to per-image AP (:mod:`.assessor`; default
+    the shipped ``assessor_demo.pt`` when present, ``''`` off).
     """
 
     models_dir: str = 'models'
@@ -152,6 +154,7 @@ class EvalConfig:
     drive_oracle: bool = True
     drive_oracle_sweep: int = 11
     drive_oracle_range_ev: float = 5.0
+    assessor_model: str = 'assessor_demo.pt'
 
     def __post_init__(self):
         def bad(msg):
@@ -191,6 +194,9 @@ class EvalConfig:
             bad('adaptive_scale_ev and the oracle ranges must be > 0')
         if self.height < 0 or self.width < 0 or self.height % 2 or self.width % 2:
             bad(f'height and width must be even and >= 0, got {self.height} x {self.width}')
+        if not isinstance(self.assessor_model, str):
+            bad(f"assessor_model must be a model file name or '' (off), got "
+                f'{self.assessor_model!r}')
         if self.fixed_detector not in known or self.oracle_detector not in known:
             bad(f'fixed_detector and oracle_detector must name methods of {known}')
 

@@ -20,6 +20,7 @@ runs the protocol once per actuation latency (one :class:`DriveProtocolResult` e
 its ``latency_frames``); :func:`step_response` reads the exposure after the 10x step.
 """
 from dataclasses import dataclass, field
+import math
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TYPE_CHECKING
 
@@ -29,11 +30,12 @@ from neural_ae.core.errors import EvaluationError
 from neural_ae.core.evaluation.common import ItemAccess, Progress
 from neural_ae.core.evaluation.config import DRIVE_SEED_OFFSET, SMOOTHINGS, TEST_SEED_START
 from neural_ae.core.evaluation.methods import Method
-from neural_ae.core.evaluation.oracle import DetectorOracle, OracleSpec
+from neural_ae.core.evaluation.oracle import DetectorOracle, image_score, OracleSpec
 from neural_ae.core.metrics.detection import DetectionAccumulator
 import numpy as np
 
 if TYPE_CHECKING:
+    from neural_ae.core.evaluation.assessor import FrameAssessor
     from neural_ae.core.evaluation.distributed import Shard
 
 REPEAT_SEED_STEP = 7919
@@ -149,7 +151,9 @@ class DriveRun(ItemAccess):
     the labelled frames; ``metrics``: :func:`~neural_ae.core.metrics.temporal.
     temporal_metrics`; ``result``: the :class:`~neural_ae.core.closed_loop.
     ClosedLoopResult`; ``detections``: ``{'boxes', 'scores', 'labels'}`` per frame;
-    ``raws``: the raw frames (``keep_raw``) or None.
+    ``raws``: the raw frames (``keep_raw``) or None; ``assessed``: with an assessor,
+    ``(score [0-10], per-image AP)`` per frame (AP NaN for a frame without ground truth
+    or unlabelled), else None.
     """
 
     key: str
@@ -159,6 +163,7 @@ class DriveRun(ItemAccess):
     detections: List[dict]
     raws: Optional[list] = None
     map50_repeats: Optional[list] = None
+    assessed: Optional[List[tuple]] = None
 
 
 @dataclass
@@ -186,14 +191,16 @@ class DriveProtocolResult(ItemAccess):
 def run_drive(drive: Drive, method: Optional[Method], sensor=None,
               smoothing: Optional[str] = None, options: Optional[dict] = None, seed: int = 0,
               oracle: Optional[OracleSpec] = None, keep_raw: bool = False,
-              progress: Optional[Callable] = None) -> DriveRun:
+              progress: Optional[Callable] = None,
+              assessor: Optional['FrameAssessor'] = None) -> DriveRun:
     """
     One closed-loop run of ``method`` (or of the oracle when ``method`` is None).
 
     The controller and the method's perception run as one
     :class:`~neural_ae.core.loop.FrameStep` (the detector on every frame); its
     detections feed the AP over the labelled frames. ``progress()`` is called once per
-    frame. Returns a :class:`DriveRun`.
+    frame. ``assessor``: every frame as captured is also scored (``DriveRun.assessed``).
+    Returns a :class:`DriveRun`.
     """
     from neural_ae.core.closed_loop import run_closed_loop
     from neural_ae.core.loop import FrameStep
@@ -217,6 +224,7 @@ def run_drive(drive: Drive, method: Optional[Method], sensor=None,
         raise EvaluationError(f'drive {drive.name}: frames must hold Bayer irradiance (H, W)')
     acc = DetectionAccumulator()
     detections = []
+    assessed: Optional[List[tuple]] = [] if assessor is not None else None
 
     def collect(k: int, raw: np.ndarray, step) -> None:
         dets = step.perception.arrays()
@@ -225,13 +233,18 @@ def run_drive(drive: Drive, method: Optional[Method], sensor=None,
         if fr.labelled:
             acc.add(fr.boxes, fr.labels, dets['boxes'], dets['scores'], dets['labels'],
                     width=raw.shape[1], height=raw.shape[0])
+        if assessed is not None and assessor is not None:
+            ap = math.nan
+            if fr.labelled and len(np.asarray(fr.labels).reshape(-1)):
+                ap = image_score(fr.boxes, fr.labels, dets, raw.shape[1], raw.shape[0])[0]
+            assessed.append((assessor.score(raw), ap))
         if progress is not None:
             progress()
 
     result = run_closed_loop(frames, FrameStep(ctrl, perception), sensor=sensor, seed=seed,
                              keep_raw=keep_raw, on_step=collect)
     return DriveRun(key, acc.compute(), temporal_metrics(result), result, detections,
-                    result.raws)
+                    result.raws, assessed=assessed)
 
 
 def run_drive_protocol(drives: Sequence[Drive], methods: Sequence[Method], sensor=None,
@@ -240,7 +253,8 @@ def run_drive_protocol(drives: Sequence[Drive], methods: Sequence[Method], senso
                        oracle: Optional[OracleSpec] = None, latency_frames: int = 0,
                        seed: int = 0, keep_raw_for: Sequence[str] = ('tunnel_exit',),
                        progress: bool = False, repeats: int = 1,
-                       shard: Optional['Shard'] = None) -> DriveProtocolResult:
+                       shard: Optional['Shard'] = None,
+                       assessor: Optional['FrameAssessor'] = None) -> DriveProtocolResult:
     """
     Run every method in closed loop (trained ones once per smoothing) over every drive.
 
@@ -250,7 +264,8 @@ def run_drive_protocol(drives: Sequence[Drive], methods: Sequence[Method], senso
 
     ``repeats`` > 1 reruns every job with new sensor noise (seed ``seed + REPEAT_SEED_STEP
     * r``) and records each repeat's mAP in ``DriveRun.map50_repeats`` (its run-to-run
-    spread); the temporal metrics and detections are those of the first run.
+    spread); the temporal metrics and detections are those of the first run, and so are
+    the assessor's scores (``assessor``, :attr:`DriveRun.assessed`).
 
     ``smoothing_options``: extra :class:`ControllerOptions` per smoothing name (e.g.
     ``{'adaptive': {'mu': 0.9, 'adaptive_scale_ev': 1.0}}``). Raw frames are kept for the
@@ -285,7 +300,8 @@ def run_drive_protocol(drives: Sequence[Drive], methods: Sequence[Method], senso
         if sm is not None:
             opts.update(smoothing_options.get(sm, {}))
         run = run_drive(d, m, sensor, sm, opts, seed=seed, oracle=oracle,
-                        keep_raw=d.name in keep_raw_for, progress=bar.update)
+                        keep_raw=d.name in keep_raw_for, progress=bar.update,
+                        assessor=assessor)
         run.map50_repeats = [run.ap['map50']]
         for r in range(1, repeats):
             again = run_drive(d, m, sensor, sm, opts, seed=seed + REPEAT_SEED_STEP * r,
@@ -313,7 +329,9 @@ def run_drive_latencies(drives: Sequence[Drive], methods: Sequence[Method], sens
                         latencies: Sequence[int] = (0,), seed: int = 0,
                         keep_raw_for: Sequence[str] = ('tunnel_exit',),
                         progress: bool = False, repeats: int = 1,
-                        shard: Optional['Shard'] = None) -> List[DriveProtocolResult]:
+                        shard: Optional['Shard'] = None,
+                        assessor: Optional['FrameAssessor'] = None
+                        ) -> List[DriveProtocolResult]:
     """
     Run :func:`run_drive_protocol` once per actuation latency (in the order given).
 
@@ -329,7 +347,8 @@ def run_drive_latencies(drives: Sequence[Drive], methods: Sequence[Method], sens
         out.append(run_drive_protocol(drives, methods, sensor, smoothings, smoothing_options,
                                       oracle, lat, seed=seed,
                                       keep_raw_for=keep_raw_for if j == 0 else (),
-                                      progress=progress, repeats=repeats, shard=shard))
+                                      progress=progress, repeats=repeats, shard=shard,
+                                      assessor=assessor))
     return out
 
 

@@ -99,12 +99,30 @@ def shift_table_text(shift: dict) -> str:
     return '\n'.join(lines)
 
 
+def _assessor_cells(shift: dict, name: str, levels: Sequence[str]) -> list:
+    """Assessor columns of a shift row: mean score per level, SRCC and PLCC with AP."""
+    a = (shift.get('assessor') or {}).get('methods', {}).get(name)
+    if a is None:
+        return ['—'] * (len(levels) + 2)
+    return ([_num(a['levels'][k]['score_mean']) for k in levels]
+            + [_num(a['all']['srcc'], '{:+.2f}'), _num(a['all']['plcc'], '{:+.2f}')])
+
+
 def shift_table_md(shift: dict) -> str:
-    """Markdown mAP table (mean +- std over repeats, %), with the detector used."""
+    """
+    Markdown mAP table (mean +- std over repeats, %), with the detector used.
+
+    With assessor figures (``shift['assessor']``) also the mean assessor score [0-10] of
+    frame 2 per level and its SRCC / PLCC with per-image AP (pooled over levels).
+    """
     levels = [f'{k:g}' for k in shift['levels']]
-    out = ['| method | ' + ' | '.join(f'mAP k = {k}' for k in levels)
-           + ' | median abs(log2 e2/e_base) at k = ' + levels[-1] + ' | detector |',
-           '|---|' + '---:|' * len(levels) + '---:|---|']
+    scored = bool(shift.get('assessor'))
+    extra = (''.join(f' score k = {k} |' for k in levels) + ' SRCC score/AP | PLCC score/AP |'
+             if scored else '')
+    out = ['| method | ' + ' | '.join(f'mAP k = {k}' for k in levels) + ' |' + extra
+           + ' median abs(log2 e2/e_base) at k = ' + levels[-1] + ' | detector |',
+           '|---|' + '---:|' * len(levels) + ('---:|' * (len(levels) + 2) if scored else '')
+           + '---:|---|']
     best = {}
     for k in levels:
         vals = [e['levels'][k]['map50_mean'] for n, e in shift['methods'].items()]
@@ -120,9 +138,74 @@ def shift_table_md(shift: dict) -> str:
                 txt = f'**{txt}**'
             cells.append(txt)
         flag = ' (UNTRAINED)' if e.get('untrained') else ''
+        if scored:
+            cells += _assessor_cells(shift, name, levels)
         ev = _num(e['levels'][levels[-1]].get('ev_error_median'), '{:.2f} EV')
         out.append(f'| {_label(name, e)}{flag} | ' + ' | '.join(cells)
                    + f' | {ev} | {e["detector_from"]} |')
+    return '\n'.join(out)
+
+
+def assessor_shift_text(shift: dict) -> str:
+    """Plain-text assessor table of a shift result: score per level, SRCC, PLCC, n."""
+    a = shift.get('assessor')
+    if not a:
+        return ''
+    levels = [f'{k:g}' for k in shift['levels']]
+    head = (f'{"method":<26}' + ''.join(f'{"score k=" + k:>13}' for k in levels)
+            + f'{"SRCC":>8}{"PLCC":>8}{"n":>7}')
+    lines = [head, '-' * len(head)]
+    for name in shift['methods']:
+        m = a['methods'].get(name)
+        if m is None:
+            continue
+        lines.append(f'{method_label(name):<26}'
+                     + ''.join(f'{_num(m["levels"][k]["score_mean"]):>13}' for k in levels)
+                     + f'{_num(m["all"]["srcc"], "{:+.2f}"):>8}'
+                     f'{_num(m["all"]["plcc"], "{:+.2f}"):>8}{m["all"]["n"]:>7}')
+    al = a['all']
+    lines.append(f'all methods pooled: SRCC {_num(al["srcc"], "{:+.3f}")} (p '
+                 f'{_num(al["srcc_p"], "{:.1e}")}), PLCC {_num(al["plcc"], "{:+.3f}")} (p '
+                 f'{_num(al["plcc_p"], "{:.1e}")}), n {al["n"]} images; model {a["model"]} '
+                 f'at {a["width_px"]} px')
+    return '\n'.join(lines)
+
+
+def _run_assessment(run: DriveRun) -> Optional[dict]:
+    """:func:`~.assessor.score_summary` of a drive run's frames, or None without scores."""
+    from neural_ae.core.evaluation.assessor import score_summary
+
+    if not run.assessed:
+        return None
+    return score_summary(run.assessed)
+
+
+def _pooled_assessment(drives: DriveProtocolResult) -> Optional[dict]:
+    from neural_ae.core.evaluation.assessor import score_summary
+
+    rows = [p for d in drives.drives for run in d.runs.values() for p in (run.assessed or [])]
+    return score_summary(rows) if rows else None
+
+
+def assessor_drive_text(drives) -> str:
+    """Plain-text assessor table of drive results (per latency, drive and method)."""
+    out = []
+    for res in latency_results(drives):
+        pooled = _pooled_assessment(res)
+        if pooled is None:
+            continue
+        out.append(f'latency {res.latency_frames} frames: {"drive / method":<36}'
+                   f'{"score":>8}{"SRCC":>8}{"PLCC":>8}{"n":>6}')
+        for d in res.drives:
+            for key, run in d.runs.items():
+                a = _run_assessment(run)
+                if a is None:
+                    continue
+                out.append(f'{"":<26}{d.name + " / " + method_label(key):<36}'
+                           f'{_num(a["score_mean"]):>8}{_num(a["srcc"], "{:+.2f}"):>8}'
+                           f'{_num(a["plcc"], "{:+.2f}"):>8}{a["n"]:>6}')
+        out.append(f'{"":<26}all pooled: SRCC {_num(pooled["srcc"], "{:+.3f}")}, PLCC '
+                   f'{_num(pooled["plcc"], "{:+.3f}")}, n {pooled["n"]} labelled frames')
     return '\n'.join(out)
 
 
@@ -209,15 +292,28 @@ def _drive_cells(run: DriveRun) -> list:
 
 
 def drive_table_md(drives: DriveProtocolResult) -> str:
-    """One Markdown table per drive: mAP over all frames and the temporal metrics."""
+    """
+    One Markdown table per drive: mAP over all frames and the temporal metrics.
+
+    Runs with assessor scores (:attr:`DriveRun.assessed`) add the mean score [0-10] and
+    its SRCC with per-frame AP after the mAP column.
+    """
     parts = []
     for d in drives.drives:
         n_ev = None
-        lines = ['| method | ' + ' | '.join(t for _, t in DRIVE_COLUMNS) + ' |',
-                 '|---|' + '---:|' * len(DRIVE_COLUMNS)]
+        scored = any(run.assessed for run in d.runs.values())
+        titles = [t for _, t in DRIVE_COLUMNS]
+        if scored:
+            titles[1:1] = ['score', 'SRCC score/AP']
+        lines = ['| method | ' + ' | '.join(titles) + ' |', '|---|' + '---:|' * len(titles)]
         for key, run in d.runs.items():
             n_ev = run.metrics['summary']['n_events']
-            lines.append(f'| {method_label(key)} | ' + ' | '.join(_drive_cells(run)) + ' |')
+            cells = _drive_cells(run)
+            if scored:
+                a = _run_assessment(run)
+                cells[1:1] = (['—', '—'] if a is None else
+                              [_num(a['score_mean']), _num(a['srcc'], '{:+.2f}')])
+            lines.append(f'| {method_label(key)} | ' + ' | '.join(cells) + ' |')
         parts.append(f'**{d.name}** (scenario {d.scenario}, seed {d.seed}, '
                      f'{d.n_frames} frames, {n_ev} illumination event(s))\n\n'
                      + '\n'.join(lines))
@@ -670,6 +766,10 @@ def drives_json(drives: DriveProtocolResult) -> dict:
             runs[key] = {'ap': run.ap, 'metrics': run.metrics,
                          'map50_repeats': run.map50_repeats,
                          'per_frame': run.result.to_dict(with_frames=True)}
+            if run.assessed:
+                runs[key]['assessor'] = _run_assessment(run)
+                runs[key]['per_frame']['assessor_score'] = [p[0] for p in run.assessed]
+                runs[key]['per_frame']['image_ap50'] = [p[1] for p in run.assessed]
         out['drives'].append({'name': d.name, 'scenario': d.scenario, 'seed': d.seed,
                               'n_frames': d.n_frames, 'runs': runs})
     return json_safe(out)
@@ -734,6 +834,14 @@ def write_report(out_dir, context: dict, shift: Optional[dict] = None,
                f'The last numeric column is how far frame 2 landed from its mid-grey '
                f'exposure.', '', shift_table_md(shift), '',
                f'![mAP per shift level]({png.name})', '']
+        if shift.get('assessor'):
+            a = shift['assessor']
+            md += [f'Assessor columns (issue 13): mean no-reference score [0-10] of frame 2 '
+                   f'by the exposure assessor `{a["model"]}` at {a["width_px"]} px, and its '
+                   f'Spearman (SRCC) / Pearson (PLCC) correlation with the per-image AP@0.5 '
+                   f'(frames with ground truth, pooled over levels and repeats). All methods '
+                   f'pooled: SRCC {_num(a["all"]["srcc"], "{:+.3f}")}, PLCC '
+                   f'{_num(a["all"]["plcc"], "{:+.3f}")} over {a["all"]["n"]} images.', '']
         md += ['### By direction of the shift', '',
                'mAP@0.5 [%] pooled over the repeats, and in brackets where frame 2 landed: '
                'median log2(e2 / e_base) (0 = mid-grey, negative = darker). under = frame 1 '
@@ -775,6 +883,13 @@ def write_report(out_dir, context: dict, shift: Optional[dict] = None,
                f'1/3 EV of the settled exposure for good; osc = sign changes of the error; '
                f'flicker = std of log2 exposure over settled frames).', '',
                drive_tables_md(by_latency), '']
+        pooled = _pooled_assessment(drives)
+        if pooled is not None:
+            md += ['score / SRCC score/AP: mean assessor score [0-10] over the frames as '
+                   'captured and its Spearman correlation with per-frame AP@0.5 (labelled '
+                   f'frames, first repeat). All runs pooled at latency {drives.latency_frames}: '
+                   f'SRCC {_num(pooled["srcc"], "{:+.3f}")}, PLCC '
+                   f'{_num(pooled["plcc"], "{:+.3f}")} over {pooled["n"]} frames.', '']
         step = step_events_md(drives)
         if step:
             md += ['### step10x events (x10 up, then x10 down)', '', step, '']

@@ -55,6 +55,7 @@ from neural_ae.core.models.perception import Perception
 import numpy as np
 
 if TYPE_CHECKING:
+    from neural_ae.core.evaluation.assessor import FrameAssessor
     from neural_ae.core.evaluation.distributed import Shard
 
 __all__ = ['causal_ceiling', 'correction_slope', 'draw_kappa', 'flip_record', 'OffsetSweep',
@@ -165,7 +166,8 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
                        flip: bool = True, oracle: Optional[OracleSpec] = None, seed: int = 0,
                        progress: bool = False, limits_options: Optional[dict] = None,
                        offsets: Optional[OffsetSweep] = None,
-                       shard: Optional['Shard'] = None) -> dict:
+                       shard: Optional['Shard'] = None,
+                       assessor: Optional['FrameAssessor'] = None) -> dict:
     """
     Run the shift protocol (module docstring) and return the figures.
 
@@ -186,7 +188,12 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
     ``log2_e2_over_ebase_median_under`` / ``_over``. With ``offsets`` (an
     :class:`OffsetSweep`) also ``'offsets': {'offsets_ev', 'map50_mean', 'map50_std',
     'map50_repeats', 'detector_from', 'seeds'}`` (frame 2 at each fixed offset from its
-    ``e_base``, independent of ``k``); methods and oracle may then be empty.
+    ``e_base``, independent of ``k``); methods and oracle may then be empty. With
+    ``assessor`` (:class:`~.assessor.FrameAssessor`) also ``'assessor': {'model',
+    'width_px', 'methods': {name: {'levels': {k: summary}, 'all': summary}}, 'all':
+    summary}``: every method's frame 2 scored (:func:`~.assessor.score_summary`: mean
+    score [0-10] and its Spearman / Pearson correlation with the per-image AP; pooled over
+    repeats, flips and, for ``'all'``, levels); nothing else changes.
     """
     sensor = sensor or S.load_sensor('imx249')
     n_pairs = len(pairs)
@@ -272,7 +279,12 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
                         ctrl.reset(set1)
                         feats = m.perception.features(raw1) if m.needs_features else None
                         set2 = ctrl.step(raw1, set1, features=feats).setting
-                        dets, _ = m.perception.detect(_capture(phi2, set2, sensor, seed2, v2))
+                        raw2 = _capture(phi2, set2, sensor, seed2, v2)
+                        dets, _ = m.perception.detect(raw2)
+                        if assessor is not None:
+                            ap2 = image_score(boxes, labels, dets, w, h)[0] if len(labels) \
+                                else math.nan
+                            ops.append(('assess', (m.name, li), (assessor.score(raw2), ap2)))
                         ops += [('accs', (m.name, li, r), image(dets)),
                                 ('ev_err', (m.name, li), abs(math.log2(set2.e_s / eb2))),
                                 ('by_dir', (m.name, li, side), image(dets)),
@@ -304,8 +316,11 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
     # (log2 kappa, log2 u) per method: how much of the shift one step undoes
     steps: Dict[str, List[tuple]] = {n: [] for n in names}
     off_accs = {(j, r): DetectionAccumulator() for j in range(n_off) for r in range(repeats)}
+    # (assessor score, per-image AP) of every frame 2 per method and level
+    assess: Dict[tuple, List[tuple]] = {(n, li): [] for n in names for li in range(len(levels))}
     stores: Dict[str, Any] = {'accs': accs, 'by_dir': by_dir, 'off_accs': off_accs,
-                              'ev_err': ev_err, 'log_dir': log_dir, 'steps': steps}
+                              'ev_err': ev_err, 'log_dir': log_dir, 'steps': steps,
+                              'assess': assess}
     for i in sorted(ledger):
         for store, key, value in ledger[i]:
             target = stores[store][key]
@@ -353,8 +368,24 @@ def run_shift_protocol(pairs, methods: Sequence[Method], sensor=None,
                           'map50_std': [sd for _, sd in summaries], 'map50_repeats': per,
                           'detector_from': offsets.detector_from or offsets.perception.source,
                           'seeds': _seed_range(pairs, n_pairs)}
+    if assessor is not None:
+        out['assessor'] = _assessor_figures(assessor, names, levels, assess)
     out['seconds'] = time.perf_counter() - t0
     return out
+
+
+def _assessor_figures(assessor, names: Sequence[str], levels: Sequence[float],
+                      assess: Dict[tuple, List[tuple]]) -> dict:
+    from neural_ae.core.evaluation.assessor import score_summary
+
+    per: dict = {}
+    pooled: list = []
+    for n in names:
+        rows = [p for li in range(len(levels)) for p in assess[(n, li)]]
+        pooled += rows
+        per[n] = {'levels': {f'{k:g}': score_summary(assess[(n, li)])
+                             for li, k in enumerate(levels)}, 'all': score_summary(rows)}
+    return {**assessor.describe(), 'methods': per, 'all': score_summary(pooled)}
 
 
 def correction_slope(points: Sequence[tuple]) -> float:

@@ -49,10 +49,12 @@ def _figures(results: dict) -> dict:
         return {k: v for k, v in summary.items() if not k.endswith(('_ms_median', '_ms_p90'))}
 
     drives = [[{k: (r['ap'], untimed(r['metrics']['summary']), r['map50_repeats'],
-                    r['per_frame']['e_s']) for k, r in d['runs'].items()}
+                    r['per_frame']['e_s'], r.get('assessor'),
+                    r['per_frame'].get('assessor_score')) for k, r in d['runs'].items()}
                for d in lat['drives']] for lat in results['drives_by_latency']]
     return {'methods': shift['methods'], 'oracle': shift['oracle'],
             'offsets': shift['offsets'], 'ceiling': shift['causal_ceiling'],
+            'assessor': shift.get('assessor'),
             'drives': drives, 'targets': results['targets']}
 
 
@@ -93,3 +95,5 @@ def test_two_process_evaluate_matches_one_process(tmp_path):
     assert len(a['drives_by_latency']) == 2 and a['shift']['causal_ceiling']['offset_ev'] in (
         -1.0, 0.0)
     assert two.stdout.count('report:') == 1                    # rank 0 alone printed
+    if (ROOT / 'models' / 'assessor_demo.pt').is_file():       # the default assessor ran
+        assert a['shift']['assessor']['all']['n_frames'] > 0
