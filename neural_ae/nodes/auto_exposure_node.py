@@ -82,6 +82,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from neural_ae.core.checkpoints import resolve_model_path, sniff_checkpoint
 from neural_ae.core.controllers import (build_controller, controller_names, ExposureSetting,
                                         get_spec, specs)
+from neural_ae.core.correction.perception import with_correction
 from neural_ae.core.deploy import BACKENDS, DeployError, warm_up
 from neural_ae.core.errors import ConfigError, ControllerError, ModelError, NeuralAEError
 from neural_ae.core.loop import FrameStep
@@ -188,6 +189,9 @@ def ae_parameter_specs(sensor: SensorConfig) -> list:
                     'stale one fails configure).', read_only=True, choices=BACKENDS),
         P.ParamSpec('deploy_dir', '', 'Folder of the exported ONNX / TensorRT files; empty = '
                     'beside each model file.', read_only=True),
+        P.ParamSpec('correction_model', '', 'Correction model (issue 14) whose corrected '
+                    'image the detector sees instead of the ISP image; empty = off; a bad '
+                    'file fails configure.', read_only=True),
         P.ParamSpec('average_level', 0.5, 'Average AE: target mean raw level as a fraction '
                     'of the range above black [-].', 0.05, 0.95),
         *personalization_specs(),
@@ -390,7 +394,9 @@ class AutoExposureNode(LifecycleNode):
         values = P.read(self, self.specs)
         try:
             controller = self._build_controller(values)
-            perception, source = self._load_perception(values)
+            perception, source = with_correction(*self._load_perception(values),
+                                                 values['correction_model'], self.sensor,
+                                                 values['device'])
             preset = self._preset(values)
             step = FrameStep(controller, perception)
             warm_up(step, (self.sensor.height, self.sensor.width), values['backend'])
@@ -834,8 +840,9 @@ class AutoExposureNode(LifecycleNode):
             new = self._build_controller(values)
             if get_spec(values['controller']).needs_features and not values['detector_path'] \
                     and source != self._model_source(values):
-                perception = self._perception_from_model(values)
-                source = self._model_source(values)
+                perception, source = with_correction(
+                    self._perception_from_model(values), self._model_source(values),
+                    values['correction_model'], self.sensor, values['device'])
             step = FrameStep(new, perception)
             warm_up(step, (self.sensor.height, self.sensor.width), values['backend'])
             bounds = command_bounds(values, self.sensor)
