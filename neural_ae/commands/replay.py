@@ -83,6 +83,9 @@ def add_parser(sub) -> None:
     p.add_argument('--detector', help='detector checkpoint: detections, and the features of '
                    'semantic_nn / hybrid_nn (default for those: the detector in their model '
                    'file)')
+    p.add_argument('--correction-model', default='', metavar='PATH',
+                   help='correction model (issue 14): the detector sees its corrected image '
+                   '(as the node parameter correction_model; default: off)')
     p.add_argument('--option', action='append', default=[], metavar='KEY=VALUE',
                    help='a ControllerOptions field, value in YAML (repeatable)')
     p.add_argument('--topic', default='/hdr/image', help='radiance topic of the input bag')
@@ -184,7 +187,7 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
                topic: str = '/hdr/image', max_frames: Optional[int] = None,
                storage: str = 'mcap', noise: bool = True, show_progress: bool = True,
                device: str = 'cpu', radiance_scale='auto', force: bool = False,
-               backend: str = 'torch', deploy_dir=None) -> dict:
+               backend: str = 'torch', deploy_dir=None, correction_model: str = '') -> dict:
     """
     Run the ``replay`` command as a function; return the summary it prints.
 
@@ -193,7 +196,8 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
     ``force``: replace an existing output bag / metrics file (never an input).
     ``backend`` / ``deploy_dir``: inference backend of the networks and the folder of the
     exported files (:mod:`neural_ae.core.deploy`; checked, with a trial run on a frame of
-    the bag's size, before anything is written). Raises
+    the bag's size, before anything is written). ``correction_model``: the detector sees
+    that correction network's output (:mod:`neural_ae.core.correction.perception`). Raises
     :class:`BagFormatError` (after writing everything replayed so far) when the input bag
     is damaged, :class:`ConfigError` / ``ModelError`` for bad arguments, before any output
     is created.
@@ -228,6 +232,11 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
     perception, detector_from = _perception(controller, model, detector, sens, device,
                                             backend=backend, deploy_dir=deploy_dir,
                                             frame_size=frame_size)
+    if correction_model:
+        from neural_ae.core.correction.perception import with_correction
+
+        perception, detector_from = with_correction(perception, detector_from,
+                                                    correction_model, sens, device or 'cpu')
     step = FrameStep(ctrl, perception)
     if frame_size is not None:
         warm_up(step, frame_size, backend)
@@ -271,6 +280,9 @@ def replay_bag(bag_path, controller: str, output=None, metrics_path=None, *,
                'map50': None if run.ap is None else run.ap['map50'],
                'labelled_frames': None if run.ap is None else run.ap['labelled_frames'],
                'summary': summ}
+    if correction_model:
+        summary['correction_model'] = getattr(getattr(perception, 'corrector', None), 'source',
+                                              correction_model)
     doc = {'run': {k: v for k, v in summary.items() if k != 'summary'},
            'options': ctrl.describe(), 'latency_frames': result.latency_frames,
            'seed': seed, 'noise': noise, 'timing': result.timing(),
@@ -350,7 +362,7 @@ def run(args) -> int:
                 storage=args.storage, noise=not args.no_noise,
                 show_progress=not args.no_progress and shard.main, device=device,
                 radiance_scale=args.radiance_scale, force=args.force, backend=args.backend,
-                deploy_dir=args.deploy_dir)
+                deploy_dir=args.deploy_dir, correction_model=args.correction_model)
         finally:
             leave(shard)
         if shard.main:
@@ -365,6 +377,7 @@ def run(args) -> int:
                          max_frames=args.max_frames, storage=args.storage,
                          noise=not args.no_noise, show_progress=not args.no_progress,
                          device=device, radiance_scale=args.radiance_scale,
-                         force=args.force, backend=args.backend, deploy_dir=args.deploy_dir)
+                         force=args.force, backend=args.backend, deploy_dir=args.deploy_dir,
+                         correction_model=args.correction_model)
     print(json.dumps(summary))
     return 0

@@ -127,3 +127,22 @@ def test_node_feeds_its_detector_the_corrected_image(ros_side, models):
         assert side.spin_until(lambda: got and calls, 60.0), (got, calls)
     finally:
         side.release(node)
+
+
+def test_replay_feeds_the_detector_the_corrected_image(models, tmp_path, capsys):
+    from neural_ae.cli import main as cli
+    from neural_ae.commands.replay import replay_bag
+
+    bag = tmp_path / 'seq'
+    assert cli(['make-bag', str(bag), '--frames', '4', '--seed', '4', '--no-progress',
+                '--height', '64', '--width', '96']) == 0
+    assert cli(['replay', str(bag), '--controller', 'average', '--detector',
+                str(models / 'detector.pt'), '--correction-model', str(models / 'broken.pt'),
+                '--no-progress', '-o', str(tmp_path / 'bad')]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert 'correction_model' in err[-1] and not (tmp_path / 'bad').exists()
+    if not CORRECTOR.is_file():
+        return
+    summary = replay_bag(bag, 'average', tmp_path / 'out', detector=str(models / 'detector.pt'),
+                         correction_model=str(CORRECTOR), show_progress=False)
+    assert summary['correction_model'] == str(CORRECTOR) and summary['frames'] == 4
