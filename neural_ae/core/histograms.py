@@ -238,9 +238,14 @@ def _green_bins_u16(raw: np.ndarray, offset: tuple, shift: int,
 
 
 def _grid_counts(g: np.ndarray, shift: int, bins: int, method: str = 'auto',
-                 bins_u8: Optional[np.ndarray] = None) -> np.ndarray:
+                 bins_u8: Optional[np.ndarray] = None,
+                 exact_float32: bool = False) -> np.ndarray:
     """
     Count the green plane ``g`` on the fine grid in one pass: ``int64 (21, 21, bins)``.
+
+    ``exact_float32``: calcHist's float32 counts are returned as they are (every count and
+    every sum of them is an integer below 2**24, so exact in float32), saving the int64
+    conversion; the bincount path still returns int64.
 
     ``method``: ``'calchist'`` (one 3-D cv2.calcHist over 8-bit cell and bin images:
     fastest, exact while every count fits float32) or ``'bincount'`` (np.bincount of
@@ -260,7 +265,7 @@ def _grid_counts(g: np.ndarray, shift: int, bins: int, method: str = 'auto',
         b = bins_u8 if bins_u8 is not None else _bin_values(g, shift, bins, np.uint8)
         hist = cv2.calcHist([rows, cols, b], [0, 1, 2], None, [GRID, GRID, bins],
                             [0, GRID, 0, GRID, 0, bins])
-        return hist.astype(np.int64)
+        return hist if exact_float32 else hist.astype(np.int64)
     if method == 'bincount':
         idx = _bin_values(g, shift, bins, np.int64)
         idx += _grid_offsets(h, w, bins)
@@ -289,8 +294,9 @@ def multiscale_histogram(raw: np.ndarray, bit_depth: int = 12, pattern: str = 'R
     g = green_plane(raw, pattern)
     _check_integer_values(g, raw.shape)
     bins_u8 = _green_bins_u16(raw, offset, shift, int(bins)) if method != 'bincount' else None
-    grid = _grid_counts(g, shift, int(bins), method, bins_u8)
-    parts = _reduce_grid(grid, lambda a, axes: a.sum(axis=axes))
+    grid = _grid_counts(g, shift, int(bins), method, bins_u8, exact_float32=True)
+    # float32 counts (calcHist) are summed in float32: exact below 2**24, identical results
+    parts = _reduce_grid(grid, lambda a, axes: a.sum(axis=axes, dtype=a.dtype))
     counts = np.concatenate(parts, axis=0)                       # (59, bins)
     return np.ascontiguousarray(_normalise(counts.T))
 
