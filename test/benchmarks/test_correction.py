@@ -15,3 +15,5 @@ def test_correction_suite_times_both_networks_against_the_detector():
         assert fig['over_detector'] == round(fig['median_ms'] / res['detector']['median_ms'], 3)
         assert fig['untrained'] == (not resolve_model_path(f'correction_{name}.pt').is_file())
         assert fig['params'] > 1000
+        hist = res['histogram_nn']['median_ms']         # the node's decision, same rounds
+        assert hist > 0 and fig['over_histogram_nn'] == round(fig['median_ms'] / hist, 3)
