@@ -20,7 +20,7 @@ warning when not; an explicit path must load; ``''`` disables.
 """
 import math
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 from neural_ae.core.errors import EvaluationError, NeuralAEError
 import numpy as np
@@ -85,15 +85,17 @@ def load_frame_assessor(name: Optional[str],
     return FrameAssessor(judge, sensor), None
 
 
-def correlation(scores: Sequence[float], aps: Sequence[float]) -> dict:
+def correlation(scores: Union[Sequence[float], np.ndarray],
+                aps: Union[Sequence[float], np.ndarray]) -> dict:
     """
     Spearman and Pearson correlation of assessor score and per-image AP.
 
     Pairs with a non-finite member are dropped; fewer than 3 pairs, or a constant side,
     give NaN. Returns ``{'srcc', 'srcc_p', 'plcc', 'plcc_p', 'n'}``.
     """
-    from scipy import stats
+    import importlib
 
+    stats = importlib.import_module('scipy.stats')   # no type stubs installed
     s = np.asarray(scores, np.float64).reshape(-1)
     a = np.asarray(aps, np.float64).reshape(-1)
     if s.shape != a.shape:
