@@ -194,14 +194,14 @@ def assessor_drive_text(drives) -> str:
         pooled = _pooled_assessment(res)
         if pooled is None:
             continue
-        out.append(f'latency {res.latency_frames} frames: {"drive / method":<36}'
+        out.append(f'{f"latency {res.latency_frames} frames:":<26}{"drive / method":<44}'
                    f'{"score":>8}{"SRCC":>8}{"PLCC":>8}{"n":>6}')
         for d in res.drives:
             for key, run in d.runs.items():
                 a = _run_assessment(run)
                 if a is None:
                     continue
-                out.append(f'{"":<26}{d.name + " / " + method_label(key):<36}'
+                out.append(f'{"":<26}{d.name + " / " + method_label(key):<44}'
                            f'{_num(a["score_mean"]):>8}{_num(a["srcc"], "{:+.2f}"):>8}'
                            f'{_num(a["plcc"], "{:+.2f}"):>8}{a["n"]:>6}')
         out.append(f'{"":<26}all pooled: SRCC {_num(pooled["srcc"], "{:+.3f}")}, PLCC '
