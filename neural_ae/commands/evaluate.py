@@ -77,6 +77,10 @@ def add_parser(sub) -> None:
                    help='actuation latencies of the drive protocol [frames], comma-separated, '
                    'each in [0, 30] (e.g. 0,1,2; default: config latency_frames, [0]); one '
                    'table per latency')
+    p.add_argument('--assessor-model', metavar='PATH',
+                   help='exposure assessor scoring every frame (mean score and its correlation '
+                   "with per-image AP next to mAP); '' = off (default: config assessor_model, "
+                   'the shipped models/assessor_demo.pt when present)')
     p.add_argument('--sensor', default='imx249', help='sensor preset or YAML')
     p.add_argument('--correction-model', action='append', default=[], metavar='NAME=PATH',
                    help='--protocol correction: a correction model to evaluate (repeatable; '
@@ -246,7 +250,8 @@ def _run_protocols(args, device, shard, t_start) -> int:
                            shift_pairs=args.pairs, shift_repeats=args.repeats,
                            adaptive_mu=args.adaptive_mu,
                            adaptive_scale_ev=args.adaptive_scale_ev,
-                           models_dir=args.models)
+                           models_dir=args.models,
+                           assessor_model=getattr(args, 'assessor_model', None))
     protocols = {'shift', 'drive'} if args.protocol == 'all' else {args.protocol}
     if args.protocol == 'all' and args.bag:
         protocols.add('bag')

@@ -198,3 +198,21 @@ def test_drive_frames_are_scored_without_changing_the_loop(tmp_path):
     doc = json.loads(written['results'].read_text())
     run = doc['drives']['drives'][0]['runs']['average']
     assert run['assessor']['n_frames'] == 12 and len(run['per_frame']['assessor_score']) == 12
+
+
+def test_evaluate_assessor_option_off_gives_no_columns(tmp_path, capsys):
+    from neural_ae.cli import main
+
+    cfg = tmp_path / 'ev.yaml'
+    cfg.write_text(f'models_dir: {tmp_path / "none"}\nheight: {H}\nwidth: {W}\n'
+                   'shift_pairs: 1\nshift_repeats: 1\nshift_levels: [4]\noracle: false\n'
+                   'causal_ceiling: false\n')
+    rc = main(['evaluate', '--config', str(cfg), '--protocol', 'shift', '--methods', 'fixed',
+               '--allow-untrained', '--no-progress', '--assessor-model', '',
+               '--out', str(tmp_path / 'off')])
+    assert rc == 0, capsys.readouterr().err
+    assert 'score k =' not in (tmp_path / 'off' / 'report.md').read_text()
+    rc = main(['evaluate', '--config', str(cfg), '--protocol', 'shift', '--methods', 'fixed',
+               '--allow-untrained', '--no-progress', '--assessor-model',
+               str(tmp_path / 'missing.pt'), '--out', str(tmp_path / 'bad')])
+    assert rc == 2 and 'assessor_model' in capsys.readouterr().err
