@@ -7,6 +7,10 @@ One ``Controller.step`` per call, i.e. everything a controller does per frame:
 - ``hybrid_nn_head``: histogram + Hybrid NN given a precomputed backbone feature map
   ``(1, 128, 1216/8, 1936/8) = (1, 128, 152, 242)`` (the backbone pass is the detector's
   cost, shared) + EMA + split;
+- ``personalized``: the personalized policy (Yang et al. 2018): Bayer binning to
+  256 px, fixed ISP, 128 x 128 RGB, SqueezeNet to fire7 + adaptive metering, split
+  (the paper: 17 ms on an iPhone 7); ``personalized_vs_histogram_nn`` is the ratio of
+  the medians in the same run;
 - ``average`` and ``gradient``: the baselines at the same size, as references;
 - ``multiscale_histogram``: the histogram alone (part of both network cases).
 
@@ -22,7 +26,7 @@ from neural_ae.core.sensor import load_sensor
 import torch
 
 CASES = (('histogram_nn', 'histogram_nn'), ('hybrid_nn_head', 'hybrid_nn'),
-         ('average', 'average'), ('gradient', 'gradient'))
+         ('personalized', 'personalized'), ('average', 'average'), ('gradient', 'gradient'))
 """``(key, controller)`` of the timed controllers; the registry says which get features."""
 
 
@@ -79,5 +83,8 @@ def _run(quick: bool) -> dict:
            'feature_map': [1, 128, sensor.height // 8, sensor.width // 8]}
     for key, ts in times.items():
         out[key] = summary_ms(ts)
+    if 'personalized' in out and 'histogram_nn' in out:
+        out['personalized_vs_histogram_nn'] = round(
+            out['personalized']['median_ms'] / out['histogram_nn']['median_ms'], 2)
     out.update(notes)
     return out

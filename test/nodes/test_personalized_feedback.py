@@ -9,7 +9,6 @@ import json
 import time
 
 from neural_ae.core.controllers.personalized import register_personalized
-from neural_ae.core.controllers.registry import unregister
 from neural_ae.core.personalized.policy import load_policy, PolicyNet, save_policy
 from neural_ae.core.sensor import capture, load_sensor
 from neural_ae.nodes.auto_exposure_node import AutoExposureNode
@@ -28,12 +27,8 @@ import torch
 SENSOR = load_sensor('imx249')
 
 
-@pytest.fixture(autouse=True)
-def registered():
-    """Register the personalized controller for this module's nodes only."""
-    register_personalized()
-    yield
-    unregister('personalized')
+def test_the_controller_is_registered_on_import():
+    assert register_personalized().name == 'personalized'
 
 
 def _node(side, tmp_path, name, base):

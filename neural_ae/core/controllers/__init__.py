@@ -10,6 +10,8 @@ and needs; ``make_controller(name, options, **kw)`` builds one by name:
 - ``'histogram_nn'``, ``'semantic_nn'``, ``'hybrid_nn'``: the paper's networks
   (:class:`NeuralController`; ``model=`` module, checkpoint path or ``None`` for an
   untrained net);
+- ``'personalized'``: the personalized policy of Yang et al. 2018
+  (:class:`PersonalizedController`; ``model=``, ``metering=``);
 - ``'oracle'``: best exposure of a dense sweep with hindsight (:class:`OracleController`;
   ``score=``, ``render=``).
 
@@ -33,6 +35,7 @@ from neural_ae.core.controllers.classical import (AverageController, FixedContro
                                                   GradientController)
 from neural_ae.core.controllers.neural import NeuralController
 from neural_ae.core.controllers.oracle import OracleController, well_exposed_score
+from neural_ae.core.controllers.personalized import PersonalizedController  # noqa: I100
 
 CONTROLLER_NAMES = controller_names()
 """Every registered controller, in registration order."""
@@ -41,7 +44,8 @@ __all__ = ['AdaptiveSmoothing', 'AverageController', 'CONTROLLER_NAMES', 'Contro
            'ControllerOptions', 'ControllerSpec', 'controller_names', 'Decision',
            'build_controller', 'EmaSmoothing', 'ExposureSetting', 'FixedController', 'get_spec',
            'GradientController', 'Limits', 'make_controller', 'make_smoothing',
-           'NeuralController', 'NoSmoothing', 'OracleController', 'register', 'Smoothing',
+           'NeuralController', 'NoSmoothing', 'OracleController', 'PersonalizedController',
+           'register', 'Smoothing',
            'StableSmoothing',
            'specs', 'well_exposed_score']
 

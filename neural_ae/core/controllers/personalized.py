@@ -103,8 +103,8 @@ class PersonalizedController(MeteredMixin, Controller):
 
         raw_f = raw
         if not np.issubdtype(raw.dtype, np.integer):
-            raw_f = np.nan_to_num(raw, nan=0.0, posinf=float(self.sensor.white_level_dn),
-                                  neginf=0.0)
+            white = float(self.sensor.white_level_dn)
+            raw_f = np.clip(np.nan_to_num(raw, nan=0.0, posinf=white, neginf=0.0), 0.0, white)
         self._frame_shape = raw.shape
         try:
             rgb = policy_input(raw_f, self.sensor, self.size)
@@ -141,17 +141,17 @@ def personalized_controller(options: Optional[ControllerOptions] = None,
 
 SPEC = ControllerSpec(
     'personalized', 'Personalized (RL)', personalized_controller, trained=True,
+    default_model='personalized_demo.pt', detector_from='hybrid',
     node_kwargs=dict(METERING_NODE_KWARGS),
     description='SqueezeNet policy + adaptive metering, personalised by policy gradient '
                 '(Yang et al. 2018)')
-"""Registry entry (no shipped default model yet: ``model`` / ``model_path`` is required)."""
+"""Registry entry: the shipped ``models/personalized_demo.pt`` (stage 1 + the detector
+expert); the evaluation scores its frames with the Hybrid NN's detector (the detector
+expert's), ``detector_from='hybrid'``."""
+
+register(SPEC)
 
 
 def register_personalized() -> ControllerSpec:
-    """
-    Add the controller to the registry (node, replay, CLI choices then offer it).
-
-    Not done on import yet: no trained model ships and the evaluation's method discovery
-    expects a ``train_mode`` checkpoint; the node test registers it for its run.
-    """
+    """Return the registry entry (registered on import; kept for callers and tests)."""
     return register(SPEC)

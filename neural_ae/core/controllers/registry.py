@@ -20,6 +20,9 @@ A :class:`ControllerSpec` declares:
   network) belonging to it (``None`` = not trainable);
 - ``default_model``: model file used when none is given (a name in ``models/``);
 - ``node_kwargs``: node parameters the factory takes (parameter name -> keyword);
+- ``detector_from``: for a trained controller whose model file is not an exposure
+  training checkpoint (the personalized policy): the training ``ae`` mode whose detector
+  scores its frames in the evaluation (the network comes from ``default_model``);
 - ``backends``: inference backends the trained controller's network runs on
   (:data:`neural_ae.core.deploy.BACKENDS`; the factory then takes ``backend``,
   ``deploy_dir`` and ``checkpoint``).
@@ -48,6 +51,7 @@ class ControllerSpec:
     node_kwargs: Dict[str, str] = field(default_factory=dict)
     description: str = ''
     backends: Tuple[str, ...] = ('torch',)
+    detector_from: Optional[str] = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
@@ -57,6 +61,9 @@ class ControllerSpec:
             raise ControllerError(f'controller {self.name}: factory must be callable')
         if self.default_model and not self.trained:
             raise ControllerError(f'controller {self.name}: default_model needs trained=True')
+        if self.detector_from and not (self.trained and self.default_model):
+            raise ControllerError(f'controller {self.name}: detector_from needs trained=True '
+                                  f'and a default_model')
 
     @property
     def live(self) -> bool:

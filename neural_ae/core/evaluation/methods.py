@@ -16,13 +16,13 @@ package's one ``torch.load``).
 from dataclasses import dataclass, field
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from neural_ae.core import sensor as S
 from neural_ae.core.controllers import ControllerOptions
 from neural_ae.core.controllers.registry import controller_names, ControllerSpec, find_spec, \
     get_spec
-from neural_ae.core.errors import EvaluationError, TrainingError
+from neural_ae.core.errors import ControllerError, EvaluationError, ModelError, TrainingError
 from neural_ae.core.evaluation.common import ItemAccess
 from neural_ae.core.models.perception import Perception
 import torch
@@ -155,6 +155,9 @@ def discover_checkpoints(models_dir, explicit: Optional[Dict[str, str]] = None) 
                               card if card.is_file() else None, ck.get('metrics') or {})
 
     for name, p in (explicit or {}).items():
+        own = find_spec(name)
+        if own is not None and own.detector_from:
+            continue                   # its own model kind: build_methods loads it
         path = Path(p)
         if not path.is_file():
             raise EvaluationError(f'checkpoint for {name} not found: {path}')
@@ -239,6 +242,45 @@ def _describe(info: CheckpointInfo) -> str:
     return f'{info.path.name} (trained with ae={info.ae})'
 
 
+def _own_model_method(spec: ControllerSpec, models_dir, explicit, cks, pipeline, fresh,
+                      allow_untrained: bool, device) -> Union['Method', str]:
+    """
+    Build the method of a trained controller with its own model kind, or say why not.
+
+    The network: ``explicit[spec.name]`` or ``models_dir / spec.default_model`` (loaded
+    by the controller's factory, which checks it); the detector: the checkpoint trained
+    with ``ae = spec.detector_from``, else the first of :func:`detector_chain`'s
+    fallbacks, else an untrained one (noted).
+    """
+    path = Path((explicit or {}).get(spec.name) or Path(models_dir) / str(spec.default_model))
+    notes: List[str] = []
+    model = None
+    untrained = False
+    if not path.is_file():
+        if not allow_untrained:
+            return (f'{spec.label}: model {path} not found; NOT EVALUATED (pass '
+                    f'--allow-untrained to run an untrained network for mechanics)')
+        notes.append(f'{spec.label}: NO MODEL {path}: UNTRAINED network (random weights)')
+        untrained = True
+    else:
+        try:
+            model = spec.build(None, None, model=str(path), device=str(device)).model
+        except (ControllerError, ModelError, TrainingError) as err:
+            return f'{spec.label}: model {path} unusable ({err}); NOT EVALUATED'
+    chain = (spec.detector_from,) + tuple(a for a in FALLBACK_ORDER if a != spec.detector_from)
+    use = next((a for a in chain if a in cks), None)
+    if use is None:
+        _, perc = fresh('fixed')
+        notes.append(f'{spec.label}: no detector checkpoint at all: UNTRAINED detector')
+    else:
+        _, perc = pipeline(use)
+        if use != spec.detector_from:
+            notes.append(f'{spec.label}: FALLBACK detector: no checkpoint trained with '
+                         f'ae={spec.detector_from}; using {perc.source}')
+    return Method(spec.name, perc, perc.source, model, notes, untrained, str(device),
+                  checkpoint=path if model is not None else None)
+
+
 def build_methods(models_dir, names: Optional[Sequence[str]] = None, sensor=None, device='cpu',
                   allow_untrained: bool = False, explicit: Optional[dict] = None,
                   fixed_detector: str = 'average', oracle_detector: str = 'hybrid_nn',
@@ -312,6 +354,16 @@ def build_methods(models_dir, names: Optional[Sequence[str]] = None, sensor=None
     methods, skipped = [], {}
     for name in names:
         spec = get_spec(name)
+        if spec.trained and spec.detector_from:
+            own = _own_model_method(spec, models_dir, explicit, cks, pipeline, fresh,
+                                    allow_untrained, device)
+            if isinstance(own, str):
+                skipped[name] = own
+                warnings.append(own)
+            else:
+                methods.append(own)
+                warnings.extend(own.notes)
+            continue
         if spec.trained:
             mode = _train_mode(name)
             if mode in cks:

@@ -18,12 +18,14 @@ import yaml
 TASKS = ('personalized_stage1', 'personalized_stage2')
 STAGE2_INITS = ('stage1', 'scratch')
 STAGE2_SUPERVISIONS = ('rl', 'supervised')
+BASELINES = ('leave_one_out', 'none')
 
 _INTS = {'seed': (0, 2 ** 31 - 1), 'size': (32, 512), 'height': (64, 2048),
          'width': (64, 2048), 'train_size': (1, 100_000), 'val_size': (1, 100_000),
          'test_size': (1, 100_000), 'epochs': (1, 10_000), 'batch_size': (1, 4096),
          'variants_per_scene': (1, 21), 'lr_step_epochs': (1, 10_000),
-         'n_labels': (1, 100_000), 'steps': (1, 10_000_000), 'eval_every': (1, 1_000_000),
+         'n_labels': (1, 100_000), 'samples': (1, 256), 'steps': (1, 10_000_000),
+         'eval_every': (1, 1_000_000),
          'num_threads': (0, 1024)}
 _FLOATS = {'lr': (0.0, 10.0), 'momentum': (0.0, 1.0), 'weight_decay': (0.0, 1.0),
            'lr_gamma': (0.0, 1.0), 'scale_ev': (0.0, 16.0), 'dropout': (0.0, 1.0),
@@ -39,6 +41,7 @@ class PersonalizedConfig:
     Bounds: ``size`` in [32, 512] px; scene ``height``/``width`` in [64, 2048] px;
     ``*_size`` in [1, 100,000] scenes; ``epochs`` in [1, 10,000]; ``batch_size`` in
     [1, 4096]; ``variants_per_scene`` in [1, 21]; ``n_labels`` in [1, 100,000];
+    ``samples`` (actions per state, stage 2) in [1, 256];
     ``steps`` in [1, 1e7]; ``lr`` in (0, 10]; ``momentum``, ``lr_gamma``, ``dropout``,
     ``p_well`` in [0, 1]; ``weight_decay`` in [0, 1]; ``scale_ev`` in (0, 16] EV;
     ``sigma_ev`` and ``delta_ev`` in (0, 4] EV; ``max_minutes`` in [0, 525,600].
@@ -77,6 +80,8 @@ class PersonalizedConfig:
     p_well: float = 0.3
     sigma_ev: float = 0.1
     delta_ev: float = 0.1
+    samples: int = 8
+    baseline: str = 'leave_one_out'
     steps: int = 3000
     train_backbone: bool = False
     eval_every: int = 500
@@ -103,7 +108,8 @@ class PersonalizedConfig:
                                       f'{"(" if strict else "["}{lo:g}, {hi:g}], got {v!r}')
                 setattr(self, f.name, float(v))
         for name, choices in (('task', TASKS), ('metering', METERINGS), ('expert', EXPERTS),
-                              ('init', STAGE2_INITS), ('supervision', STAGE2_SUPERVISIONS)):
+                              ('init', STAGE2_INITS), ('supervision', STAGE2_SUPERVISIONS),
+                              ('baseline', BASELINES)):
             if getattr(self, name) not in choices:
                 raise ConfigError(f'personalized config: {name} must be one of '
                                   f'{"|".join(choices)}, got {getattr(self, name)!r}')

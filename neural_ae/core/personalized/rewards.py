@@ -14,9 +14,14 @@ on variant ``t`` (Fig. 6):
 - original ``over``: ``-1`` if ``a >= Y_t``, otherwise unknown.
 
 The policy is Gaussian, ``a ~ N(F(s), sigma^2)`` with ``sigma`` = 0.1 EV (the paper's
-constant 0.1); REINFORCE without baseline (Eq. 11) descends the surrogate
-``mean_known(r (F(s) - a)^2 / (2 sigma^2))`` whose gradient is
-``-r sigma^-2 (F(s) - a) grad F`` per sample (:func:`reinforce_loss`).
+constant 0.1). REINFORCE (Eq. 11) descends the surrogate
+``mean(A (F(s) - a)^2 / (2 sigma^2))`` whose gradient is ``-A sigma^-2 (a - F(s)) grad F``
+per sample (:func:`reinforce_loss`), with the advantage ``A = r`` (the paper: no
+baseline) or ``A = r - b`` with ``b`` the mean reward of the *other* actions sampled for
+the same state (leave-one-out baseline, :func:`advantage`; ``samples`` actions per
+state). The baseline is unbiased and removes the noise of states where every action gets
+the same reward (e.g. all ``-1`` far from a "well" target): without it those states push
+the mean at random and Adam turns that noise into a drift of the weights.
 """
 from typing import Protocol, Sequence
 
@@ -24,7 +29,8 @@ from neural_ae.core.errors import ConfigError
 import numpy as np
 import torch
 
-__all__ = ['FeedbackSource', 'LABELS', 'label_code', 'labels_of', 'reinforce_loss', 'reward']
+__all__ = ['advantage', 'FeedbackSource', 'LABELS', 'label_code', 'labels_of', 'reinforce_loss',
+           'reward']
 
 LABELS = ('under', 'well', 'over')
 """Feedback labels; codes -1 (under), 0 (well), +1 (over)."""
@@ -71,9 +77,32 @@ def reward(code: torch.Tensor, action: torch.Tensor, back: torch.Tensor,
     return torch.where(code == 0, well, torch.where(code < 0, under, over))
 
 
+def advantage(r: torch.Tensor, baseline: str = 'leave_one_out') -> torch.Tensor:
+    """
+    Advantage of rewards ``r`` ``(B, K)`` (``K`` actions per state) [-].
+
+    ``'none'``: ``r`` (the paper); ``'leave_one_out'``: ``r - mean of the state's other
+    K - 1 rewards`` (unbiased; needs ``K >= 2``, else ``r``).
+    """
+    if r.dim() != 2:
+        raise ValueError(f'rewards must be (B, K), got {tuple(r.shape)}')
+    k = r.shape[1]
+    if baseline == 'none' or k < 2:
+        return r
+    if baseline != 'leave_one_out':
+        raise ValueError(f"baseline must be 'leave_one_out' or 'none', got {baseline!r}")
+    return r - (r.sum(dim=1, keepdim=True) - r) / (k - 1)
+
+
 def reinforce_loss(mean: torch.Tensor, action: torch.Tensor, r: torch.Tensor,
                    sigma: float = 0.1) -> torch.Tensor:
-    """REINFORCE surrogate of Eq. 11 (mean over the samples with a known reward)."""
+    """
+    REINFORCE surrogate of Eq. 11; ``r`` rewards or advantages, same shape as ``action``.
+
+    ``mean`` broadcasts against ``action`` (``(B, 1)`` for ``(B, K)`` actions). Without
+    a baseline the mean runs over the samples with a known reward (``r != 0``); an
+    advantage array is averaged over all its samples.
+    """
     known = (r != 0).to(mean.dtype)
     n = known.sum().clamp_min(1.0)
     return (r * (mean - action.detach()) ** 2 / (2.0 * sigma ** 2)).sum() / n

@@ -13,7 +13,9 @@ original variant ``t0`` (with probability ``p_well`` the variant nearest the exp
 ideal, which is then "well", otherwise a random one) labelled under / well / over from
 its ideal correction; every variant ``t`` of the scene gives a state with the reward of
 :mod:`~neural_ae.core.personalized.rewards` (``Y_t = v_t0 - v_t``); a Gaussian policy
-``N(F(s), sigma^2)``, Adam lr 1e-4. ``supervision: supervised`` is the fully supervised
+``N(F(s), sigma^2)`` with ``samples`` actions per state and a leave-one-out reward
+baseline (``baseline: leave_one_out``; ``none`` is the paper's plain REINFORCE), Adam.
+``supervision: supervised`` is the fully supervised
 reference (MSE to the exact ideal corrections of the same scenes, same optimiser and
 steps). By default only the metering heads train (``train_backbone: false``): the
 backbone's features are computed once; this is also what the node's online updates do.
@@ -35,7 +37,7 @@ from neural_ae.core.personalized.config import PersonalizedConfig
 from neural_ae.core.personalized.data import load_variants, VariantSet, VariantSpec
 from neural_ae.core.personalized.policy import (load_policy, policy_checkpoint, PolicyNet,
                                                 save_policy)
-from neural_ae.core.personalized.rewards import labels_of, reinforce_loss, reward
+from neural_ae.core.personalized.rewards import advantage, labels_of, reinforce_loss, reward
 import numpy as np
 import torch
 
@@ -273,9 +275,16 @@ def personalize(net: PolicyNet, cfg: PersonalizedConfig, ideal: np.ndarray,
             y = ideal_t[i, j] / cfg.scale_ev
             loss = torch.mean((mean / cfg.scale_ev - y.clamp(-1, 1)) ** 2)
         else:
-            a = mean.detach() + cfg.sigma_ev * torch.randn(mean.shape, generator=gen)
-            r = reward(code_t[i], a, back_t[i, j], cfg.delta_ev)
-            loss = reinforce_loss(mean, a, r, cfg.sigma_ev)
+            k = cfg.samples
+            a = mean.detach()[:, None] + cfg.sigma_ev * torch.randn(
+                (len(i), k), generator=gen)
+            r = reward(code_t[i][:, None].expand(-1, k), a, back_t[i, j][:, None].expand(-1, k),
+                       cfg.delta_ev)
+            if cfg.baseline == 'none':
+                loss = reinforce_loss(mean[:, None], a, r, cfg.sigma_ev)
+            else:
+                adv = advantage(r, cfg.baseline)
+                loss = torch.mean(adv * (mean[:, None] - a) ** 2) / (2.0 * cfg.sigma_ev ** 2)
         _check_finite(loss, f'step {step}')
         opt.zero_grad()
         loss.backward()

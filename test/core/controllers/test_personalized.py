@@ -6,7 +6,6 @@ from neural_ae.core.controllers import (build_controller, ControllerOptions, Exp
 from neural_ae.core.controllers.metering import Metering
 from neural_ae.core.controllers.personalized import PersonalizedController, \
     register_personalized
-from neural_ae.core.controllers.registry import unregister
 from neural_ae.core.errors import ControllerError, ModelError
 from neural_ae.core.personalized.policy import (load_policy, policy_input, PolicyNet,
                                                 rgb_input, save_policy)
@@ -18,12 +17,8 @@ import torch
 SENSOR = load_sensor('imx249')
 
 
-@pytest.fixture(autouse=True)
-def registered():
-    """Register the controller for each test and take it out again (see its SPEC)."""
-    register_personalized()
-    yield
-    unregister('personalized')
+def test_the_controller_is_registered_on_import():
+    assert register_personalized().name == 'personalized'
 
 
 class ConstEM(PolicyNet):
@@ -127,8 +122,8 @@ def test_model_files_round_trip_and_bad_files(tmp_path):
         load_policy(bad)
     with pytest.raises(ModelError, match='not found'):
         build_controller('personalized', {}, sensor=SENSOR, model=str(tmp_path / 'no.pt'))
-    with pytest.raises(ModelError, match='no model file given'):
-        build_controller('personalized', {}, sensor=SENSOR)
+    shipped = build_controller('personalized', {}, sensor=SENSOR)   # the default model
+    assert isinstance(shipped, PersonalizedController) and shipped.size == 128
     with pytest.raises(ControllerError, match='roi_mode'):
         PersonalizedController(sensor=SENSOR, roi_mode='add')
 

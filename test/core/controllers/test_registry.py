@@ -40,9 +40,11 @@ def _frames(n=6):
 
 def test_the_shipped_controllers_are_registered_with_their_needs():
     assert C.CONTROLLER_NAMES == ('fixed', 'average', 'gradient', 'histogram_nn',
-                                  'semantic_nn', 'hybrid_nn', 'oracle')
+                                  'semantic_nn', 'hybrid_nn', 'oracle', 'personalized')
     assert C.controller_names(needs_features=True) == ('semantic_nn', 'hybrid_nn')
-    assert C.controller_names(trained=True) == ('histogram_nn', 'semantic_nn', 'hybrid_nn')
+    assert C.controller_names(trained=True) == ('histogram_nn', 'semantic_nn', 'hybrid_nn',
+                                                'personalized')
+    assert C.get_spec('personalized').detector_from == 'hybrid'
     assert 'oracle' not in C.controller_names(live=True)
     labels = [s.label for s in C.specs()]
     modes = [s.train_mode for s in C.specs() if s.train_mode]
@@ -61,6 +63,8 @@ def test_unknown_and_duplicate_registrations_are_refused():
         C.register(C.ControllerSpec('average', 'Other', HalfController))
     with pytest.raises(ControllerError, match='default_model needs trained'):
         C.ControllerSpec('x', 'X', HalfController, default_model='x.pt')
+    with pytest.raises(ControllerError, match='detector_from needs'):
+        C.ControllerSpec('x', 'X', HalfController, trained=True, detector_from='hybrid')
 
 
 def test_build_controller_resolves_and_checks_model_files(tmp_path):
