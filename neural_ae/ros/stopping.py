@@ -48,9 +48,9 @@ class StopRequest:
         self._previous = {}
 
     def _handle(self, signum, frame) -> None:
-        self.set()
+        self.request()
 
-    def set(self) -> None:
+    def request(self) -> None:
         """Request the stop and wake the executor."""
         self._event.set()
         guard = self._guard

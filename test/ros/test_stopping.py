@@ -31,7 +31,7 @@ class _RacingExecutor:
     def spin_once(self, timeout_sec=None):
         self.calls += 1
         if self.set_first:
-            self.stop.set()
+            self.stop.request()
         raise RuntimeError("Unable to convert call argument '0' to Python object")
 
 
