@@ -101,3 +101,36 @@ def shipped_model(controller: str) -> Path:
     from neural_ae.core.controllers import get_spec
 
     return resolve_model_path(None, get_spec(controller).default_model).resolve()
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Limit torch to one intra-op thread, restoring the setting afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def histogram_nn_decision(sensor: SensorConfig, raw: np.ndarray = None):
+    """
+    Return a callable making one Histogram NN decision on a full raw frame (the reference).
+
+    The controller is reset before each call, so every call is a first decision
+    (histograms + network + smoothing + split).
+    """
+    from neural_ae.core.controllers import ControllerOptions, ExposureSetting, make_controller
+
+    raw = bench_frame(sensor) if raw is None else raw
+    used = ExposureSetting(20000.0, 0.0)
+    ctrl = make_controller('histogram_nn', ControllerOptions(), sensor=sensor)
+
+    def decide():
+        ctrl.reset(used)
+        ctrl.step(raw, used)
+
+    return decide

@@ -14,9 +14,9 @@ Timed in interleaved rounds with one torch thread, after warm-up:
 
 Figures: median / p90 [ms] and ``over_histogram_nn``, the ratio of the medians.
 """
-from neural_ae.benchmarks._common import bench_frame, ratio, time_interleaved
+from neural_ae.benchmarks._common import histogram_nn_decision, one_torch_thread, ratio, \
+    time_interleaved
 import numpy as np
-import torch
 
 NODE_WIDTH = 192
 """``exposure_monitor_node``'s default ``width`` [px]."""
@@ -36,17 +36,12 @@ def _judge(width: int):
 
 def run(quick: bool = False) -> dict:
     """Time the assessor at both sizes and the Histogram NN; return the figures."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         return _run(quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(quick: bool) -> dict:
     from neural_ae.core.assessment.network import parameter_count
-    from neural_ae.core.controllers import ControllerOptions, ExposureSetting, make_controller
     from neural_ae.core.sensor import load_sensor
 
     sensor = load_sensor('imx249')
@@ -55,14 +50,7 @@ def _run(quick: bool) -> dict:
     full = rng.random((sensor.height, sensor.width, 3), dtype=np.float32)
     j256, untrained = _judge(256)
     jnode, _ = _judge(NODE_WIDTH)
-    raw = bench_frame(sensor)
-    used = ExposureSetting(20000.0, 0.0)
-    ctrl = make_controller('histogram_nn', ControllerOptions(), sensor=sensor)
-
-    def decide():
-        ctrl.reset(used)
-        ctrl.step(raw, used)
-
+    decide = histogram_nn_decision(sensor)
     reps = 5 if quick else 30
     times = time_interleaved({'assessor_256': (lambda: j256.assess(rgb256), reps, None),
                               'assessor_node': (lambda: jnode.assess(full), reps, None),

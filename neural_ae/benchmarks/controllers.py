@@ -19,7 +19,7 @@ the cases are timed in interleaved rounds after warm-up; median and 90th percent
 """
 import time
 
-from neural_ae.benchmarks._common import bench_frame, summary_ms
+from neural_ae.benchmarks._common import bench_frame, one_torch_thread, summary_ms
 from neural_ae.core.controllers import (ControllerOptions, ExposureSetting, get_spec,
                                         make_controller)
 from neural_ae.core.sensor import load_sensor
@@ -32,12 +32,8 @@ CASES = (('histogram_nn', 'histogram_nn'), ('hybrid_nn_head', 'hybrid_nn'),
 
 def run(quick: bool = False) -> dict:
     """Time one decision of each controller; see the module docstring."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         return _run(quick)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(quick: bool) -> dict:

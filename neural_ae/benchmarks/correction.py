@@ -50,18 +50,10 @@ def run(quick: bool = False) -> dict:
     repeats = 5 if quick else 20
     torch.manual_seed(0)
     rgb = torch.rand(1, 3, HEIGHT, WIDTH)
-    from neural_ae.benchmarks._common import bench_frame
-    from neural_ae.core.controllers import ControllerOptions, ExposureSetting, make_controller
+    from neural_ae.benchmarks._common import histogram_nn_decision
 
     perception = load_perception(shipped_model('hybrid_nn'), sensor)
-    raw = bench_frame(sensor)
-    used = ExposureSetting(20000.0, 0.0)
-    hist = make_controller('histogram_nn', ControllerOptions(), sensor=sensor)
-
-    def decide():
-        hist.reset(used)
-        hist.step(raw, used)
-
+    decide = histogram_nn_decision(sensor)
     cases = {'detector': lambda: detector_inference(perception.detector, rgb),
              'histogram_nn': decide}
     flags = {}

@@ -14,24 +14,13 @@ same rounds, gives the memory-bandwidth bound ``one_pass_bound`` (the fastest of
 import contextlib
 
 import cv2
-from neural_ae.benchmarks._common import bench_frame, time_interleaved
+from neural_ae.benchmarks._common import bench_frame, one_torch_thread, time_interleaved
 from neural_ae.core import histograms as hg
 import numpy as np
 import torch
 
 TARGET_MS = 1.0
 """Issue 15: multi-scale histogram of a full frame within 1 ms."""
-
-
-@contextlib.contextmanager
-def _one_torch_thread():
-    """Limit torch to one intra-op thread, restoring the setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @contextlib.contextmanager
@@ -70,7 +59,7 @@ def run(quick: bool) -> dict:
         'naive_calchist': (lambda: _naive_calchist(raw), n_fast, None),
         'torch_cpu': (lambda: hg.multiscale_histogram_torch(raw_t), n_torch, None),
         'torch_cpu_1thread': (lambda: hg.multiscale_histogram_torch(raw_t), n_torch,
-                              _one_torch_thread),
+                              one_torch_thread),
         # one pass over the frame, for the memory-bandwidth bound (same run)
         'pass_frame_copy': (lambda: raw.copy(), n_fast, None),
         'pass_frame_cv2_sum': (lambda: cv2.sumElems(raw), n_fast, None),

@@ -28,7 +28,6 @@ import torch
 
 SENSOR = load_sensor('imx249')
 CORRECTOR = resolve_model_path('correction_encdec.pt')
-needs_model = pytest.mark.skipif(not CORRECTOR.is_file(), reason='no shipped correction model')
 
 
 @pytest.fixture(scope='module')
@@ -56,7 +55,6 @@ def test_off_and_bad_files_are_typed_one_liners(models):
         with_correction(None, '', str(CORRECTOR), SENSOR)
 
 
-@needs_model
 def test_frame_step_detects_on_the_corrected_image(models):
     base = load_perception(models / 'detector.pt', SENSOR)
     wrapped, source = with_correction(base, 'src', str(CORRECTOR), SENSOR)
@@ -105,7 +103,6 @@ def test_bad_correction_model_fails_configure_with_one_line(ros_side, models):
         ros_side.release(node)
 
 
-@needs_model
 def test_node_feeds_its_detector_the_corrected_image(ros_side, models):
     side = ros_side
     node = _node(side, 'ae_corr', models, str(CORRECTOR))
@@ -141,8 +138,7 @@ def test_replay_feeds_the_detector_the_corrected_image(models, tmp_path, capsys)
                 '--no-progress', '-o', str(tmp_path / 'bad')]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert 'correction_model' in err[-1] and not (tmp_path / 'bad').exists()
-    if not CORRECTOR.is_file():
-        return
+    assert CORRECTOR.is_file()          # models/correction_encdec.pt ships
     summary = replay_bag(bag, 'average', tmp_path / 'out', detector=str(models / 'detector.pt'),
                          correction_model=str(CORRECTOR), show_progress=False)
     assert summary['correction_model'] == str(CORRECTOR) and summary['frames'] == 4
