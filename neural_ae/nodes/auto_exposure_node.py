@@ -12,7 +12,9 @@ controllers that need features -> controller from the registry,
 Threads: the image callback only drops the message into a one-slot mailbox (latest frame
 wins; replaced frames are counted as dropped); a worker thread started on activate does
 the conversion, inference and commanding, so the executor stays free for parameter
-services, lifecycle transitions and the diagnostics timer.
+services, lifecycle transitions and the diagnostics timer. The debug image is rendered and
+published by a third thread from its own one-slot mailbox (latest decision wins), after
+the command went out, so it never delays the next frame's decision.
 
 Which setting produced a frame: if ``exposure_feedback_topic`` (default
 ``camera/exposure``, a JSON ``std_msgs/String`` with ``stamp_ns``, ``exposure_time_us``,
@@ -342,6 +344,8 @@ class AutoExposureNode(LifecycleNode):
         self._mailbox = LatestFrameMailbox()
         self._stop = threading.Event()
         self._worker: Optional[threading.Thread] = None
+        self._debug_box = LatestFrameMailbox()
+        self._debug_worker: Optional[threading.Thread] = None
         self._feedback = OrderedDict()
         self._feedback_cond = threading.Condition()
         self._feedback_seen = False
@@ -448,6 +452,10 @@ class AutoExposureNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name='auto_exposure_worker',
                                         daemon=True)
         self._worker.start()
+        self._debug_box.clear()
+        self._debug_worker = threading.Thread(target=self._debug_work,
+                                              name='auto_exposure_debug', daemon=True)
+        self._debug_worker.start()
         if self.values['disable_driver_auto_exposure']:
             self._actuator.set_auto_exposure(False)
         if self._initial is None:
@@ -486,6 +494,9 @@ class AutoExposureNode(LifecycleNode):
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.join(timeout=10.0)
+        debug, self._debug_worker = self._debug_worker, None
+        if debug is not None:
+            debug.join(timeout=10.0)
 
     def _release(self) -> None:
         if self._personal is not None:
@@ -707,6 +718,18 @@ class AutoExposureNode(LifecycleNode):
                 self.get_logger().error(f'frame failed: {self._last_error}',
                                         throttle_duration_sec=5.0)
 
+    def _debug_work(self) -> None:
+        """Debug thread: render and publish the latest decision's debug image."""
+        while not self._stop.is_set():
+            item = self._debug_box.take(timeout=0.1)
+            if item is None:
+                continue
+            try:
+                self._publish_debug(*item)
+            except Exception as err:  # noqa: BLE001 - a debug image must not stop the node
+                self.get_logger().error(f'debug image failed: {type(err).__name__}: '
+                                        f'{loggable(str(err))}', throttle_duration_sec=5.0)
+
     def _decode(self, msg: Image) -> tuple:
         """``(raw, pattern)`` of an image, its layout checked; ImageConversionError if bad."""
         values = self.values
@@ -794,7 +817,7 @@ class AutoExposureNode(LifecycleNode):
         if seen is not None and self._det_pub is not None:
             n_dets = len(self._det_pub.publish(msg.header, seen.boxes, seen.labels, seen.scores))
         if self._debug_due():
-            self._publish_debug(msg.header, raw, pattern, decision, seen)
+            self._debug_box.put((msg.header, raw, pattern, decision, seen))
         with self._lock:
             self.frames_processed += 1
             self._latencies_ms.append(latency_ms)
@@ -893,6 +916,9 @@ class AutoExposureNode(LifecycleNode):
             self.get_logger().error(f'cannot set the parameters back: {"; ".join(refused)}')
 
     def _publish_debug(self, header, raw, pattern, decision, seen) -> None:
+        pub = self._debug_pub
+        if pub is None:
+            return
         rgb = render_raw(raw, self.sensor.black_level_dn, self.sensor.white_level_dn,
                          pattern or self.sensor.bayer_pattern,
                          max_width=self.values['debug_image_max_width'])
@@ -909,7 +935,7 @@ class AutoExposureNode(LifecycleNode):
                 f'{s.gain_db:.1f}dB EV{math.log2(s.e_s):+.2f}')
         cv2.putText(rgb, text, (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1,
                     cv2.LINE_AA)
-        self._debug_pub.publish(array_to_image(rgb, 'rgb8', header))
+        pub.publish(array_to_image(rgb, 'rgb8', header))
 
     # ------------------------------------------------------------------ diagnostics
 

@@ -41,7 +41,18 @@ wall clock. ``lockstep`` publishes the next frame only once a command (a set of
 sequence. Rendering noise is drawn from
 ``numpy.random.default_rng(seed)``, so a lockstep run with a deterministic controller is
 repeatable.
+
+Threads: the executor only decides *when* a frame is due and which setting is in force
+(the timer); rendering (:func:`~neural_ae.core.sensor.capture_rgb`) and publishing run on
+the node's own render thread (:class:`_Renderer`), so parameter sets (the commands) are
+answered while a frame renders. A frame decided while the previous one still renders
+waits in a slot of one and goes out right after it; a due frame that finds that slot full
+as well is published in the next free slot. In ``realtime`` mode a frame whose image
+leaves more than one frame period after it was due counts as late
+(:attr:`CameraSimNode.frames_late`, a throttled warning); its stamp is still the time it
+was due (a camera stamps the start of the exposure, not the end of the readout).
 """
+import collections
 import json
 import logging
 import math
@@ -59,11 +70,13 @@ from neural_ae.core.sensor import capture_rgb, load_sensor, SensorConfig
 from neural_ae.ros import params as P
 from neural_ae.ros.conversions import array_to_image, camera_info_for, ns_to_stamp
 from neural_ae.ros.qos import command_qos, image_qos
+from neural_ae.ros.stopping import spin_until_stopped, StopRequest
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
 
@@ -147,11 +160,15 @@ def synthetic_frames(scenario: str, n_frames: int, seed: int, height: int, width
         base = generate_scene(seed, 'day', height, width)
         first = n_frames // 2 if step_frame < 0 else step_frame
         gt = _gt(base.boxes, base.labels)
+        # two read-only radiance arrays shared by every frame (no copy per frame)
+        levels = {1.0: base.radiance, step_factor: base.radiance * np.float32(step_factor)}
+        for arr in levels.values():
+            arr.flags.writeable = False
         for k in range(n_frames):
             factor = step_factor if k >= first else 1.0
             meta = {'illumination_scale': float(base.meta.get('illumination_scale', 1.0))
                     * factor, 'event': k == first}
-            yield k * period_ns, base.radiance * np.float32(factor), gt, meta
+            yield k * period_ns, levels[factor], gt, meta
         return
     for k, scene in enumerate(iter_sequence(seed, n_frames, scenario, height, width)):
         meta = {'illumination_scale': scene.meta.get('illumination_scale'),
@@ -253,6 +270,74 @@ class _Prefetcher:
         self._thread.join(timeout=2.0)
 
 
+class _Renderer:
+    """
+    The render thread: runs ``render(job)`` for one job after the other, in order.
+
+    :meth:`submit` never blocks: it takes a job while at most one waits behind the one
+    rendering and returns False otherwise. ``render`` errors are passed to ``on_error``
+    (the node logs them, throttled) and the thread goes on.
+    """
+
+    def __init__(self, render, on_error):
+        self._render = render
+        self._on_error = on_error
+        self._jobs = queue.Queue()  # at most two: bounded by _pending
+        self._idle = threading.Event()
+        self._idle.set()
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name='camera_sim_render',
+                                        daemon=True)
+        self._thread.start()
+
+    def submit(self, job) -> bool:
+        """Queue ``job``; False when one is rendering and another already waits."""
+        with self._lock:
+            if self._pending >= 2:
+                return False
+            self._pending += 1
+            self._idle.clear()
+        self._jobs.put_nowait(job)
+        return True
+
+    def has_room(self) -> bool:
+        """Return True when :meth:`submit` would take a job."""
+        with self._lock:
+            return self._pending < 2
+
+    @property
+    def busy(self) -> bool:
+        """Return True while a job renders or waits."""
+        return not self._idle.is_set()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until every submitted job is done (True) or ``timeout_s`` passed."""
+        return self._idle.wait(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self._jobs.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            try:
+                self._render(job)
+            except Exception as err:  # noqa: BLE001 - one bad frame must not stop the camera
+                self._on_error(err)
+            finally:
+                with self._lock:
+                    self._pending -= 1
+                    if self._pending == 0:
+                        self._idle.set()
+
+    def stop(self) -> None:
+        """Stop the thread after the job in progress (waiting jobs are dropped)."""
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+
 # --------------------------------------------------------------------------- node
 
 
@@ -286,7 +371,11 @@ class CameraSimNode(Node):
         self.add_on_set_parameters_callback(self._validate)
         self.add_post_set_parameters_callback(self._apply)
         self._source = _Prefetcher(self._make_iter, depth=3, loop=self.values['loop'])
+        self._renderer = _Renderer(self._render, self._render_failed)
+        self._late = 0
+        self._delays_ms = collections.deque(maxlen=100_000)
         self._next = None
+        self._next_due_ns = None
         self._loop_base_ns = 0
         self._last_offset_ns = None
         self._wall_start_ns = None
@@ -304,13 +393,23 @@ class CameraSimNode(Node):
 
     @property
     def finished(self) -> bool:
-        """Return True once the sequence ended (never with ``loop``)."""
-        return self._finished
+        """Return True once the sequence ended and its last frame is out (never with ``loop``)."""
+        return self._finished and not self._renderer.busy
 
     @property
     def frames_published(self) -> int:
         """Return the number of frames published so far."""
         return self._published
+
+    @property
+    def frames_late(self) -> int:
+        """Frames whose image left more than one frame period after they were due (realtime)."""
+        return self._late
+
+    @property
+    def publish_delays_ms(self) -> list:
+        """Due -> image published [ms] of every frame so far (the last 100,000)."""
+        return list(self._delays_ms)
 
     @property
     def commands_received(self) -> int:
@@ -349,6 +448,8 @@ class CameraSimNode(Node):
                                        'subscriber(s) on camera/image_raw')
                 self._said_waiting = True
             return
+        if self.values['mode'] == 'lockstep' and self._renderer.busy:
+            return  # the previous image is not out yet: nothing to answer
         if self.values['mode'] == 'lockstep' and self._published > 0:
             with self._lock:
                 answered = self._answered
@@ -380,15 +481,30 @@ class CameraSimNode(Node):
                 self._wall_start_ns = now_ns - self._next[0]
             if now_ns - self._wall_start_ns < self._next[0]:
                 return  # the recording's own timing
+            if self._next_due_ns is None:
+                self._next_due_ns = self._wall_start_ns + self._next[0]
+        if self._next_due_ns is None:
+            self._next_due_ns = now_ns
         item, self._next = self._next, None
-        self._publish_frame(*item)
+        due_ns, self._next_due_ns = self._next_due_ns, None
+        if not self._publish_frame(*item, due_ns=due_ns):
+            self._next, self._next_due_ns = item, due_ns  # the render slot is full: retry
 
-    def _publish_frame(self, offset_ns: int, radiance: np.ndarray, gt: list, meta: dict):
+    def _publish_frame(self, offset_ns: int, radiance: np.ndarray, gt: list, meta: dict,
+                       due_ns: Optional[int] = None) -> bool:
+        """
+        Decide frame ``k``'s setting and stamp here, hand the rendering to the render thread.
+
+        Returns False (nothing decided) when a frame renders and another already waits.
+        """
+        if not self._renderer.has_room():
+            return False
         now_ns = self.get_clock().now().nanoseconds
         if self._start_ns is None:
             self._start_ns = now_ns
+        due_ns = now_ns if due_ns is None else int(due_ns)
         stamp_ns = self._start_ns + int(offset_ns) if self.values['mode'] == 'lockstep' \
-            else now_ns
+            else due_ns
         with self._lock:
             k = self._published
             if k in self._schedule:
@@ -402,6 +518,12 @@ class CameraSimNode(Node):
             self._answered = False
             self._published = k + 1
             self._wait_start = now_ns
+        self._renderer.submit((k, stamp_ns, due_ns, setting, command_from, radiance, gt, meta))
+        return True
+
+    def _render(self, job) -> None:
+        """Render thread: capture frame ``k`` at its setting and publish it."""
+        k, stamp_ns, due_ns, setting, command_from, radiance, gt, meta = job
         radiance = _even(radiance)
         raw = capture_rgb(radiance, setting.t_exp_s, setting.gain, self.sensor, self._rng,
                           noise=self.values['noise'])
@@ -420,6 +542,21 @@ class CameraSimNode(Node):
         info.header = header
         self.image_pub.publish(array_to_image(raw, self.encoding, header))
         self.info_pub.publish(info)
+        done_ns = self.get_clock().now().nanoseconds
+        with self._lock:
+            self._wait_start = done_ns  # lockstep: the timeout runs from the publication
+        delay_ms = (done_ns - due_ns) * 1e-6
+        self._delays_ms.append(delay_ms)
+        if self.values['mode'] == 'realtime' and delay_ms > self._nominal_ns * 1e-6:
+            self._late += 1
+            self.get_logger().warning(
+                f'camera_sim: frame {k} left {delay_ms:.1f} ms after it was due (frame period '
+                f'{self._nominal_ns * 1e-6:.1f} ms; {self._late} late so far)',
+                throttle_duration_sec=5.0)
+
+    def _render_failed(self, err: Exception) -> None:
+        self.get_logger().error(f'camera_sim: cannot render a frame: {type(err).__name__}: '
+                                f'{err}', throttle_duration_sec=5.0)
 
     # -- parameters
 
@@ -443,8 +580,9 @@ class CameraSimNode(Node):
                 self._answered = True
 
     def destroy_node(self):
-        """Stop the frame producer, then destroy the node."""
+        """Stop the frame producer and the render thread, then destroy the node."""
         self._source.stop()
+        self._renderer.stop()
         return super().destroy_node()
 
 
@@ -458,17 +596,19 @@ def _finite_or_none(v):
 
 def main(args=None) -> int:
     """Run ``camera_sim_node`` until interrupted; clean up in any case."""
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = StopRequest().install()  # a signal ends the spin between callbacks
     node = None
     try:
         node = CameraSimNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        spin_until_stopped(node, stop)
+    except ExternalShutdownException:
         pass
     except (ConfigError, NeuralAEError) as err:
         print(f'camera_sim_node: error: {err}')
         return 2
     finally:
+        stop.ignore_further()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -16,8 +16,8 @@ Command-line overrides mirror the launch arguments: ``--bag``, ``--controller``,
 import argparse
 import logging
 from pathlib import Path
-import signal
 import sys
+import threading
 import time
 from typing import Optional
 
@@ -26,6 +26,7 @@ from neural_ae.core.paths import config_dir
 from neural_ae.core.sensor import load_sensor
 from neural_ae.nodes.vehicle_args import add_arguments
 from neural_ae.ros import params as P
+from neural_ae.ros.stopping import StopRequest
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.executors import SingleThreadedExecutor
@@ -126,7 +127,11 @@ def run_vehicle(config_path=None, *, controller: Optional[str] = None,
                                        sim_extra, where)
 
     rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGINT / SIGTERM only request the stop (no KeyboardInterrupt inside rclpy's calls);
+    # the loop below returns between callbacks and the nodes are torn down quietly.
+    stop = StopRequest()
+    if threading.current_thread() is threading.main_thread():
+        stop.install()
     nodes, sim, ae, exe = [], None, None, None
     summary = {'config': str(path), 'use_sim': use_sim}
     try:
@@ -144,8 +149,13 @@ def run_vehicle(config_path=None, *, controller: Optional[str] = None,
         if ae.trigger_activate() != TransitionCallbackReturn.SUCCESS:
             raise ConfigError(f'{AE_NAME}: activate failed')
         start = time.monotonic()
-        while rclpy.ok():
-            exe.spin_once(timeout_sec=0.1)
+        while rclpy.ok() and not stop.is_set():
+            try:
+                exe.spin_once(timeout_sec=0.1)
+            except RuntimeError:
+                if not stop.is_set():
+                    raise
+                break  # the teardown race after a stop request
             if duration_s > 0 and time.monotonic() - start >= duration_s:
                 break
             if exit_when_done and sim is not None and sim.finished:
@@ -153,6 +163,8 @@ def run_vehicle(config_path=None, *, controller: Optional[str] = None,
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        if threading.current_thread() is threading.main_thread():
+            stop.ignore_further()
         if ae is not None:
             summary['frames_processed'] = ae.frames_processed
             summary['diagnostics'] = {kv.key: kv.value for kv in ae.diagnostics().status[0].values}
@@ -164,12 +176,8 @@ def run_vehicle(config_path=None, *, controller: Optional[str] = None,
         if exe is not None:
             exe.shutdown()
         rclpy.try_shutdown()
-        signal.signal(signal.SIGTERM, previous)
+        stop.restore()
     return summary
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:

@@ -236,6 +236,45 @@ def test_debug_image_has_its_own_period(ros_side):
         node.destroy_node()
 
 
+def test_the_debug_image_is_rendered_off_the_decision_thread(ros_side, monkeypatch):
+    """A debug image stuck in rendering holds up no decision; it goes out afterwards."""
+    import threading
+
+    from neural_ae.nodes import auto_exposure_node as ae_module
+
+    release, rendering = threading.Event(), threading.Event()
+    real_render = ae_module.render_raw
+
+    def blocking_render(*args, **kwargs):
+        rendering.set()
+        release.wait(20.0)
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(ae_module, 'render_raw', blocking_render)
+    side = ros_side
+    debug = []
+    side.node.create_subscription(Image, 'debug_image', debug.append, image_qos(1))
+    node = AutoExposureNode('ae_debug_thread', context=side.context, parameter_overrides=[
+        Parameter('driver_node', value='no_camera'),
+        Parameter('exposure_feedback_topic', value='')])
+    side.executor.add_node(node)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        node._on_image(_frame_msg(seed=0))
+        assert side.spin_until(lambda: rendering.is_set() and node.frames_processed == 1, 30.0)
+        for k in (1, 2):   # decided while the first debug image is still rendering
+            node._on_image(_frame_msg(seed=k))
+            assert side.spin_until(lambda: node.frames_processed == 1 + k, 30.0)
+        assert not release.is_set() and not debug
+        release.set()
+        assert side.spin_until(lambda: len(debug) >= 1, 10.0)
+        assert debug[0].encoding == 'rgb8'
+    finally:
+        release.set()
+        side.release(node)
+
+
 def _diag(node) -> tuple:
     status = node.diagnostics().status[0]
     return status, {kv.key: kv.value for kv in status.values}

@@ -91,3 +91,38 @@ def test_vehicle_reports_a_bad_config_in_one_line(tmp_path, child_env):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith('vehicle: error:')
     assert 'magic' in proc.stderr
+
+
+def test_vehicle_stops_cleanly_on_sigint(tmp_path, child_env):
+    """SIGINT ends the run between callbacks: exit 0, the summary, no traceback."""
+    import signal
+    import time
+
+    config = yaml.safe_load(CONFIG.read_text())
+    config['camera_sim']['ros__parameters'].update(
+        mode='lockstep', scenario='step', n_frames=20, height=64, width=96, loop=True,
+        lockstep_timeout_s=0.5)
+    path = tmp_path / 'vehicle.yaml'
+    path.write_text(yaml.safe_dump(config))
+    log = tmp_path / 'vehicle.log'
+    with log.open('w') as err:
+        proc = subprocess.Popen(
+            [sys.executable, '-m', 'neural_ae.nodes.vehicle', '--config', str(path),
+             '--controller', 'gradient', '--executor', 'multi'],
+            env=child_env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            end = time.monotonic() + 60
+            while time.monotonic() < end and 'active' not in log.read_text():
+                time.sleep(0.2)
+            time.sleep(1.0)   # frames flow
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    stderr = log.read_text()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert 'Traceback' not in stderr, stderr[-3000:]
+    summary = json.loads(out[out.index('{'):])
+    assert summary['frames_published'] > 0
