@@ -7,8 +7,14 @@ Per scene seed: the procedural scene (``height x width``), its native exposure `
 noise, read noise; seed ``[scene seed, variant]``) at ``e_ref * 2 ** v``, ``v`` from
 ``-2`` to ``+2`` EV in 0.2 EV steps (21 variants; Eq. 6 split: time up to 15 ms, then
 gain), each processed by :func:`~neural_ae.core.personalized.policy.policy_input`
-(fixed ISP, ``size x size`` uint8). The ideal correction of variant ``v`` for expert
-``k`` is ``y = d_k - v`` [EV] (so the mid-grey expert's is ``-v``).
+(fixed ISP, ``size x size`` uint8). The sensor clamps: a dark scene's ``+2 EV`` variant
+may need more than the longest exposure at the highest gain, a bright one's ``-2 EV``
+less than the shortest; such variants are captured at the clamped exposure, and their
+offset is the one actually captured, ``a = log2(t_exp K / e_ref)`` (``variant_ev``
+``(N, V)``; ``a = v`` where nothing clamps). The ideal correction of variant ``v`` for
+expert ``k`` is ``y = d_k - a`` [EV] (so the mid-grey expert's is ``-a``): identical
+clamped images get identical labels. (Version 1 of the cache labelled them ``d_k - v``:
+up to 4 EV apart for the same image.)
 
 Seeds (disjoint from every other model's): training 3,700,000.., validation
 3,800,000.., test 3,900,000.. (:data:`SEED_STARTS`). Scenes are built in chunks of
@@ -21,6 +27,7 @@ from dataclasses import asdict, dataclass
 import hashlib
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -49,7 +56,7 @@ class VariantSpec:
     size: int = 128
     sensor: str = 'imx249'
     detector_model: str = ''
-    version: int = 1
+    version: int = 2
 
 
 @dataclass
@@ -58,7 +65,9 @@ class VariantSet:
     Scenes x variants of one split.
 
     ``images`` uint8 ``(N, V, S, S, 3)``; ``offsets`` float32 ``(N, K)`` [EV] (expert order
-    ``experts``); ``variants_ev`` ``(V,)``; ``seeds`` ``(N,)``.
+    ``experts``); ``variants_ev`` ``(V,)`` the offsets asked for; ``seeds`` ``(N,)``;
+    ``variant_ev`` float32 ``(N, V)`` [EV] the offsets captured (after the sensor's
+    clamp; ``None``: as asked).
     """
 
     images: np.ndarray
@@ -66,19 +75,29 @@ class VariantSet:
     variants_ev: np.ndarray
     seeds: np.ndarray
     experts: tuple = EXPERTS
+    variant_ev: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.seeds)
 
+    @property
+    def actual_ev(self) -> np.ndarray:
+        """Offsets ``(N, V)`` [EV] each variant was captured at (after the sensor's clamp)."""
+        if self.variant_ev is not None:
+            return self.variant_ev
+        return np.broadcast_to(self.variants_ev[None, :].astype(np.float32),
+                               (len(self.seeds), len(self.variants_ev)))
+
     def ideal(self, expert: str) -> np.ndarray:
         """Ideal correction ``(N, V)`` [EV] of every variant for ``expert``."""
         k = self.experts.index(expert)
-        return (self.offsets[:, k:k + 1] - self.variants_ev[None, :]).astype(np.float32)
+        return (self.offsets[:, k:k + 1] - self.actual_ev).astype(np.float32)
 
     def subset(self, n: int) -> 'VariantSet':
         """Return the first ``n`` scenes."""
         return VariantSet(self.images[:n], self.offsets[:n], self.variants_ev,
-                          self.seeds[:n], self.experts)
+                          self.seeds[:n], self.experts,
+                          None if self.variant_ev is None else self.variant_ev[:n])
 
 
 def spec_key(spec: VariantSpec) -> str:
@@ -99,6 +118,7 @@ def build_chunk(seeds: Sequence[int], spec: VariantSpec, perception=None) -> Dic
     n, v = len(seeds), len(VARIANTS_EV)
     images = np.zeros((n, v, spec.size, spec.size, 3), np.uint8)
     offsets = np.zeros((n, len(EXPERTS)), np.float32)
+    actual = np.zeros((n, v), np.float32)
     for i, seed in enumerate(seeds):
         scene = generate_scene(int(seed), height=spec.height, width=spec.width)
         offs = expert_offsets(scene, sensor, perception, seed=int(seed))
@@ -106,10 +126,12 @@ def build_chunk(seeds: Sequence[int], spec: VariantSpec, perception=None) -> Dic
         phi = S.mosaic(scene.radiance, sensor.bayer_pattern)
         for j, ev in enumerate(VARIANTS_EV):
             sp = S.split_exposure(offs['e_ref_s'] * 2.0 ** float(ev), sensor)
+            actual[i, j] = math.log2(sp.t_exp_s * sp.gain / offs['e_ref_s'])
             raw = S.capture(phi, sp.t_exp_s, sp.gain, sensor,
                             np.random.default_rng([int(seed), j]))
             images[i, j] = policy_input(raw, sensor, spec.size)
-    return {'images': images, 'offsets': offsets, 'seeds': np.asarray(seeds, np.int64)}
+    return {'images': images, 'offsets': offsets, 'seeds': np.asarray(seeds, np.int64),
+            'variant_ev': actual}
 
 
 def load_variants(split: str, count: int, spec: VariantSpec, cache_dir='out/personalized/cache',
@@ -141,9 +163,10 @@ def load_variants(split: str, count: int, spec: VariantSpec, cache_dir='out/pers
         chunk = build_chunk(seeds, spec, perception)
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f'.{path.name}.{os.getpid()}.tmp.npz'
-        np.savez(tmp, images=chunk['images'], offsets=chunk['offsets'], seeds=chunk['seeds'])
+        np.savez(tmp, **chunk)
         os.replace(tmp, path)
         parts.append(chunk)
     return VariantSet(np.concatenate([p['images'] for p in parts]),
                       np.concatenate([p['offsets'] for p in parts]), VARIANTS_EV.copy(),
-                      np.concatenate([p['seeds'] for p in parts]))
+                      np.concatenate([p['seeds'] for p in parts]), EXPERTS,
+                      np.concatenate([p['variant_ev'] for p in parts]))

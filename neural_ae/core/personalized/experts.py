@@ -17,7 +17,9 @@ of the raw range it would fill, ``x(e) = g1 L e / (white - black)``, clipped at 
 - ``road_vehicles``: mean of ``min(x, 1)`` over car / bus / bike boxes and the lower 40 %
   of the frame (the road) = 0.20;
 - ``detector``: the shipped detector's preferred exposure: captures (with sensor noise,
-  one fixed seed) at offsets ``-2..2`` EV in 0.5 EV steps, each scored by the oracle's
+  one fixed seed) at offsets ``-2..2`` EV in 0.5 EV steps (those the sensor can reach:
+  an offset clamped to the same exposure as the one before is not captured again, and the
+  answer is an exposure actually captured), each scored by the oracle's
   per-image score (AP@0.5 of the image, then the soft count; :func:`~neural_ae.core.
   evaluation.oracle.image_score`); the best offset, refined by a parabola through the
   scalar score ``AP + 0.1 tanh(soft)`` of it and its neighbours (no ground-truth box:
@@ -99,19 +101,27 @@ def detector_offset(scene, sensor, e_ref: float, perception, seed: int = 0) -> t
         return 0.0, []
     phi = S.mosaic(scene.radiance, sensor.bayer_pattern)
     h, w = phi.shape
-    scores = []
+    scores, offsets = [], []
     for off in DETECTOR_OFFSETS:
         sp = S.split_exposure(e_ref * 2.0 ** off, sensor)
+        actual = round(math.log2(sp.t_exp_s * sp.gain / e_ref), 6)
+        if offsets and actual <= offsets[-1] + 1e-3:
+            continue  # clamped by the sensor: the same capture as the last offset
         raw = S.capture(phi, sp.t_exp_s, sp.gain, sensor, np.random.default_rng([seed, 11]))
         dets, _ = perception.detect(raw)
         scores.append(image_score(scene.boxes, scene.labels, dets, w, h))
+        offsets.append(actual)
+    if len(offsets) < 2:
+        return 0.0, []   # the sensor reaches one exposure only: no preference to read
     n_gt = max(len(scene.labels), 1)
     scalar = np.array([ap + 0.1 * soft / n_gt for ap, soft in scores])
     # the centre of the plateau of near-best offsets (AP is flat over wide ranges)
     near = np.nonzero(scalar >= scalar.max() - 0.02)[0]
     best = int(near[len(near) // 2])
-    off = float(DETECTOR_OFFSETS[best])
-    if len(near) == 1 and 0 < best < len(scalar) - 1:
+    off = float(offsets[best])
+    if len(near) == 1 and 0 < best < len(scalar) - 1 and \
+            abs(offsets[best + 1] - offsets[best] - 0.5) < 1e-3 and \
+            abs(offsets[best] - offsets[best - 1] - 0.5) < 1e-3:
         a, b, c = scalar[best - 1], scalar[best], scalar[best + 1]
         den = a - 2 * b + c
         if den < 0:

@@ -64,8 +64,8 @@ def run_study(base: PolicyNet, cfg: PersonalizedConfig, train: VariantSet, test:
                 ('FSL', base, tr_feats, te_feats, 'supervised'),
                 ('RL', scratch, tr_scratch, te_scratch, 'rl')):
             net = copy.deepcopy(net0)
-            lg = personalize(net, replace(cfg, supervision=sup), ideal, train.variants_ev,
-                             ftr)
+            lg = personalize(net, replace(cfg, supervision=sup), ideal,
+                             train.actual_ev[:n], ftr)
             pred = predict_heads(net, fte)
             row[method] = mae_ev(pred, test.ideal(e))
             if method == 'RL+PT':
@@ -82,7 +82,7 @@ def run_study(base: PolicyNet, cfg: PersonalizedConfig, train: VariantSet, test:
         for e in experts:
             net = copy.deepcopy(base)
             personalize(net, replace(cfg, n_labels=count), train.ideal(e)[:count],
-                        train.variants_ev, tr_feats[:count])
+                        train.actual_ev[:count], tr_feats[:count])
             sweep.setdefault(e, {})[int(count)] = mae_ev(predict_heads(net, te_feats),
                                                          test.ideal(e))
         log(f'N={count}: ' + ', '.join(f'{e} {sweep[e][count]:.3f}' for e in experts))

@@ -146,7 +146,6 @@ def train_stage1(cfg: PersonalizedConfig, out, resume=None, progress: bool = Fal
         torch.set_num_threads(cfg.num_threads)
     train = train if train is not None else load_split(cfg, 'train')
     val = val if val is not None else load_split(cfg, 'val')
-    k = train.experts.index(cfg.expert)
     torch.manual_seed(cfg.seed)
     net = PolicyNet(cfg.metering, cfg.scale_ev, cfg.dropout)
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
@@ -160,7 +159,7 @@ def train_stage1(cfg: PersonalizedConfig, out, resume=None, progress: bool = Fal
         opt.load_state_dict(ck['optimizer'])
         sched.load_state_dict(ck['scheduler'])
         start, curve = int(ck['epoch']), list(ck['curve'])
-    ideal_tr = train.offsets[:, k:k + 1] - train.variants_ev[None, :]
+    ideal_tr = train.ideal(cfg.expert)
     val_ideal = val.ideal(cfg.expert)
     t0 = time.monotonic()
     for epoch in range(start, cfg.epochs):
@@ -233,6 +232,9 @@ def personalize(net: PolicyNet, cfg: PersonalizedConfig, ideal: np.ndarray,
     """
     Stage 2 on ``N`` scenes: ``ideal`` ``(N, V)`` [EV] of the expert; returns the log.
 
+    ``variants_ev``: the offsets the variants were captured at, ``(V,)`` for all scenes
+    or ``(N, V)`` per scene (:attr:`VariantSet.actual_ev`, after the sensor's clamp).
+
     ``feats`` (cached backbone features ``(N, V, C, h, w)``, heads only) or ``images``
     (``(N, V, S, S, 3)``, with ``cfg.train_backbone``) are the states. ``state`` resumes
     (``{'step', 'optimizer'}``); ``on_eval(step, net, opt)`` is called every
@@ -240,8 +242,9 @@ def personalize(net: PolicyNet, cfg: PersonalizedConfig, ideal: np.ndarray,
     """
     rng = np.random.default_rng([cfg.seed, 2])
     t0, code = feedback_originals(ideal, cfg.p_well, rng, cfg.delta_ev)
-    back = (variants_ev[t0][:, None] - variants_ev[None, :]).astype(np.float32)
     n, v = ideal.shape
+    vev = np.broadcast_to(np.asarray(variants_ev, np.float32), (n, v))
+    back = (vev[np.arange(n), t0][:, None] - vev).astype(np.float32)
     params = list(net.parameters()) if cfg.train_backbone else net.head_parameters()
     if not cfg.train_backbone:
         for p in net.backbone.parameters():
@@ -343,7 +346,7 @@ def train_stage2(cfg: PersonalizedConfig, out, resume=None, progress: bool = Fal
             'optimizer': opt.state_dict(), 'step': step, 'config': cfg.to_dict(),
             'curve': curve})
 
-    log = personalize(net, cfg, ideal, train.variants_ev, feats, train.images, state, on_eval)
+    log = personalize(net, cfg, ideal, train.actual_ev, feats, train.images, state, on_eval)
     os.replace(out / 'checkpoint.pt', out / 'final.pt')
     meta = {'stage': 2, 'expert': cfg.expert, 'supervision': cfg.supervision,
             'init': cfg.init, 'n_labels': cfg.n_labels, 'labels': log['labels'],
