@@ -189,6 +189,20 @@ def _models_folder(name: str) -> Path:
         return path
 
 
+def _own_model_lines(methods) -> list:
+    """Model lines of the methods with their own model kind (e.g. the personalized policy)."""
+    lines = []
+    for m in methods:
+        spec, path = m.spec, m.checkpoint
+        if not (spec.detector_from and path):
+            continue
+        card = Path(path).with_suffix('.md')
+        lines.append(f'`{path}`: {spec.label} ({m.name}), its own model file; detector '
+                     f'from {m.detector_from}' + (f'; model card {card}' if card.is_file()
+                                                  else '; no model card'))
+    return lines
+
+
 def _checkpoint_lines(cks: dict) -> list:
     lines = []
     for ae, info in cks.items():
@@ -413,7 +427,7 @@ def _run_protocols(args, device, shard, t_start) -> int:
         'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         'machine': machine_line(device, torch.get_num_threads()),
         'commit': commit + (' (working tree has uncommitted changes)' if dirty else ''),
-        'warnings': warnings, 'checkpoints': _checkpoint_lines(cks),
+        'warnings': warnings, 'checkpoints': _checkpoint_lines(cks) + _own_model_lines(built['methods']),
         'seconds': time.perf_counter() - t_start,
         'settings': {**cfg.to_dict(), 'split': args.split, 'pair_seeds':
                      [pair_start, pair_start + n_pairs - 1] if pair_seeds else None,

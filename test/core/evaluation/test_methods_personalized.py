@@ -38,6 +38,12 @@ def test_personalized_method_uses_its_policy_and_the_hybrid_detector(tmp_path):
     ctrl = method.controller(sensor, smoothing='stable')
     assert isinstance(ctrl, PersonalizedController)
     assert ctrl.model is method.model and ctrl.options.smoothing == 'stable'
+    # the report's model list names the policy file (it is no training checkpoint)
+    from neural_ae.commands.evaluate import _own_model_lines
+
+    lines = _own_model_lines(built.methods)
+    assert len(lines) == 1 and 'personalized_demo.pt' in lines[0]
+    assert 'no model card' in lines[0] and 'hybrid_demo.pt' in lines[0]
 
 
 def test_a_missing_or_foreign_policy_is_skipped_or_flagged(tmp_path):

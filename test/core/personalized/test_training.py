@@ -82,3 +82,16 @@ def test_config_rejects_bad_values():
         personalized_config({'lr': 0})
     with pytest.raises(ConfigError, match='size must be'):
         personalized_config({'size': 8})
+
+
+def test_the_study_config_loads_and_comments_every_key():
+    from pathlib import Path
+
+    from neural_ae.core.personalized.config import load_personalized_config
+
+    path = Path(__file__).resolve().parents[3] / 'config' / 'personalized_study.yaml'
+    cfg = load_personalized_config(path, task='personalized_stage2')
+    assert cfg.train_size == 1000 and cfg.n_labels == 1000 and cfg.expert == 'detector'
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith('#'):
+            assert '#' in line and '[' in line.split('#', 1)[1], line
