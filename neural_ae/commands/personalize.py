@@ -40,6 +40,9 @@ def add_parser(sub) -> None:
     p.add_argument('--model', default='personalized_demo.pt',
                    help='frames: base model file (never overwritten)')
     p.add_argument('--frames', default='', help='frames: folder with images + labels.json')
+    p.add_argument('--judge', default='',
+                   help='study: exposure assessor model whose under/well/over labels drive '
+                        'one more RL+PT run (issue 13; empty: none)')
     p.add_argument('--passes', type=int, default=20,
                    help='frames: update passes over the labelled frames')
     add_out(p, text='study: output folder (default out/personalized/study); frames: the '
@@ -78,8 +81,13 @@ def _study(args) -> int:
     base = load_policy(args.stage1)
     train = load_split(cfg, 'train')
     test = load_split(cfg, 'test')
+    judge = None
+    if args.judge:
+        from neural_ae.core.assessment.judge import ExposureJudge
+
+        judge = ExposureJudge(args.judge)
     res = run_study(base, cfg, train, test, experts, counts,
-                    log=(lambda s: None) if args.no_progress else print)
+                    log=(lambda s: None) if args.no_progress else print, judge=judge)
     curves = {}
     runs = (('adaptive metering', args.stage1), ('exposure map only', args.ablation))
     for name, path in runs:

@@ -13,7 +13,12 @@ From one stage-1 model (and optionally a no-importance ablation) and the variant
 - nearest-expert percentages: the share of test images (scene x variant) where a
   model's prediction is nearest to its own expert's ideal among the six (ties count for
   every tied expert);
-- labels: MAE of RL+PT per expert for ``n_labels`` in ``label_counts``.
+- labels: MAE of RL+PT per expert for ``n_labels`` in ``label_counts``;
+- judge (issue 13, with ``judge``): RL+PT on the under / well / over labels of the
+  exposure assessor (:class:`~neural_ae.core.assessment.judge.ExposureJudge`) instead of
+  an expert's, on the same originals as the mid-grey expert's labels (same seed), scored
+  against every expert's ground truth; with the judge's agreement [%] with each expert's
+  labels of those originals.
 
 MAE is over every test scene and variant, in EV.
 """
@@ -25,8 +30,9 @@ from typing import Dict, Optional, Sequence
 from neural_ae.core.personalized.config import PersonalizedConfig
 from neural_ae.core.personalized.data import VariantSet
 from neural_ae.core.personalized.policy import PolicyNet
-from neural_ae.core.personalized.training import (features, mae_ev, personalize,
-                                                  predict_heads)
+from neural_ae.core.personalized.rewards import labels_of
+from neural_ae.core.personalized.training import (features, feedback_originals, mae_ev,
+                                                  personalize, predict_heads)
 import numpy as np
 import torch
 
@@ -42,7 +48,7 @@ def nearest_share(pred: np.ndarray, truths: np.ndarray, own: int) -> float:
 
 def run_study(base: PolicyNet, cfg: PersonalizedConfig, train: VariantSet, test: VariantSet,
               experts: Sequence[str], label_counts: Sequence[int] = (),
-              scratch_seed: int = 1, log=LOG.info) -> dict:
+              scratch_seed: int = 1, log=LOG.info, judge=None) -> dict:
     """Run the study (see the module docstring); returns tables as plain dicts."""
     n = min(cfg.n_labels, len(train))
     tr_feats = features(base, train.images[:n])
@@ -86,9 +92,34 @@ def run_study(base: PolicyNet, cfg: PersonalizedConfig, train: VariantSet, test:
             sweep.setdefault(e, {})[int(count)] = mae_ev(predict_heads(net, te_feats),
                                                          test.ideal(e))
         log(f'N={count}: ' + ', '.join(f'{e} {sweep[e][count]:.3f}' for e in experts))
-    return {'mae': mae, 'cross': cross, 'nearest': nearest, 'labels_sweep': sweep,
-            'feedback_labels': logs, 'n_labels': n, 'test_scenes': len(test),
-            'test_variants': len(test.variants_ev)}
+    out = {'mae': mae, 'cross': cross, 'nearest': nearest, 'labels_sweep': sweep,
+           'feedback_labels': logs, 'n_labels': n, 'test_scenes': len(test),
+           'test_variants': len(test.variants_ev)}
+    if judge is not None:
+        out['judge'] = judge_study(base, cfg, train, test, tr_feats[:n], te_feats, judge, n)
+        log('judge: ' + ', '.join(f'{g} {v:.3f}' for g, v in out['judge']['mae'].items()))
+    return out
+
+
+def judge_study(base: PolicyNet, cfg: PersonalizedConfig, train: VariantSet,
+                test: VariantSet, tr_feats, te_feats, judge, n: int) -> dict:
+    """RL+PT on the judge's labels of the mid-grey expert's originals (module docstring)."""
+    ideal = train.ideal('mid_grey')[:n]
+    t0, _ = feedback_originals(ideal, cfg.p_well, np.random.default_rng([cfg.seed, 2]),
+                               cfg.delta_ev)
+    names = [judge.label(img) for img in train.images[np.arange(n), t0]]
+    code = np.array([{'under': -1, 'well': 0, 'over': 1}[x] for x in names], np.int8)
+    net = copy.deepcopy(base)
+    personalize(net, cfg, ideal, train.actual_ev[:n], tr_feats, feedback=(t0, code))
+    pred = predict_heads(net, te_feats)
+    agree = {}
+    for g in train.experts:
+        theirs = labels_of(train.ideal(g)[np.arange(n), t0], cfg.delta_ev)
+        agree[g] = float(100.0 * np.mean(theirs == code))
+    return {'mae': {g: mae_ev(pred, test.ideal(g)) for g in test.experts},
+            'agreement': agree, 'labels': {x: names.count(x) for x in ('under', 'well', 'over')},
+            'model': str(getattr(judge, 'meta', {}).get('path', '')),
+            'thresholds': [judge.under_threshold, judge.over_threshold]}
 
 
 def _fmt(v: Optional[float], digits: int = 3) -> str:
@@ -126,6 +157,22 @@ def tables_markdown(res: dict) -> str:
         mean = [float(np.mean([d[c] for d in res['labels_sweep'].values() if c in d]))
                 for c in counts]
         lines.append('| **mean** | ' + ' | '.join(_fmt(m) for m in mean) + ' |')
+    if res.get('judge'):
+        j = res['judge']
+        gts = list(j['mae'])
+        labels = ', '.join(f'{k} {v}' for k, v in j['labels'].items())
+        lines += ['', 'Judge-driven personalization (issue 13): RL+PT on the labels of the '
+                  f'assessor ({j["model"]}, thresholds under {j["thresholds"][0]:.2f} / over '
+                  f'{j["thresholds"][1]:.2f}; {labels}) of the originals of the mid-grey expert, '
+                  'against label-driven RL+PT', '',
+                  '| | ' + ' | '.join(gts) + ' |', '|---' * (len(gts) + 1) + '|',
+                  '| judge-driven MAE [EV] | ' + ' | '.join(_fmt(j['mae'][g]) for g in gts)
+                  + ' |',
+                  '| label-driven RL+PT MAE [EV] | ' + ' | '.join(
+                      _fmt(res['mae'][g]['RL+PT']) if g in res['mae'] else '-' for g in gts)
+                  + ' |',
+                  '| judge agrees with the label of the expert [%] | ' + ' | '.join(
+                      _fmt(j['agreement'][g], 1) for g in gts) + ' |']
     return '\n'.join(lines) + '\n'
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import time
 from typing import Optional
 
-from neural_ae.core.errors import TrainingError
+from neural_ae.core.errors import ConfigError, TrainingError
 from neural_ae.core.personalized.config import PersonalizedConfig
 from neural_ae.core.personalized.data import load_variants, VariantSet, VariantSpec
 from neural_ae.core.personalized.policy import (load_policy, policy_checkpoint, PolicyNet,
@@ -228,7 +228,7 @@ def feedback_originals(ideal: np.ndarray, p_well: float, rng: np.random.Generato
 def personalize(net: PolicyNet, cfg: PersonalizedConfig, ideal: np.ndarray,
                 variants_ev: np.ndarray, feats: Optional[torch.Tensor] = None,
                 images: Optional[np.ndarray] = None, state: Optional[dict] = None,
-                on_eval=None) -> dict:
+                on_eval=None, feedback: Optional[tuple] = None) -> dict:
     """
     Stage 2 on ``N`` scenes: ``ideal`` ``(N, V)`` [EV] of the expert; returns the log.
 
@@ -238,10 +238,18 @@ def personalize(net: PolicyNet, cfg: PersonalizedConfig, ideal: np.ndarray,
     ``feats`` (cached backbone features ``(N, V, C, h, w)``, heads only) or ``images``
     (``(N, V, S, S, 3)``, with ``cfg.train_backbone``) are the states. ``state`` resumes
     (``{'step', 'optimizer'}``); ``on_eval(step, net, opt)`` is called every
-    ``eval_every`` steps and at the end.
+    ``eval_every`` steps and at the end. ``feedback`` ``(t0 (N,), code (N,))`` replaces
+    the labels drawn from ``ideal`` (:func:`feedback_originals`): another source's
+    under / well / over (-1 / 0 / 1) of the originals ``t0`` (issue 13's judge);
+    ``ideal`` is then only read for the supervised reference.
     """
     rng = np.random.default_rng([cfg.seed, 2])
     t0, code = feedback_originals(ideal, cfg.p_well, rng, cfg.delta_ev)
+    if feedback is not None:
+        t0, code = (np.asarray(a) for a in feedback)
+        if t0.shape != (ideal.shape[0],) or code.shape != t0.shape:
+            raise ConfigError(f'feedback needs t0 and code of shape ({ideal.shape[0]},), '
+                              f'got {t0.shape} and {code.shape}')
     n, v = ideal.shape
     vev = np.broadcast_to(np.asarray(variants_ev, np.float32), (n, v))
     back = (vev[np.arange(n), t0][:, None] - vev).astype(np.float32)
