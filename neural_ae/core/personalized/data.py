@@ -14,7 +14,8 @@ offset is the one actually captured, ``a = log2(t_exp K / e_ref)`` (``variant_ev
 ``(N, V)``; ``a = v`` where nothing clamps). The ideal correction of variant ``v`` for
 expert ``k`` is ``y = d_k - a`` [EV] (so the mid-grey expert's is ``-a``): identical
 clamped images get identical labels. (Version 1 of the cache labelled them ``d_k - v``:
-up to 4 EV apart for the same image.)
+up to 4 EV apart for the same image; version 2 clamped the detector expert's sweep to
+the sensor's range.)
 
 Seeds (disjoint from every other model's): training 3,700,000.., validation
 3,800,000.., test 3,900,000.. (:data:`SEED_STARTS`). Scenes are built in chunks of
@@ -56,7 +57,7 @@ class VariantSpec:
     size: int = 128
     sensor: str = 'imx249'
     detector_model: str = ''
-    version: int = 2
+    version: int = 3
 
 
 @dataclass

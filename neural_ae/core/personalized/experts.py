@@ -17,9 +17,9 @@ of the raw range it would fill, ``x(e) = g1 L e / (white - black)``, clipped at 
 - ``road_vehicles``: mean of ``min(x, 1)`` over car / bus / bike boxes and the lower 40 %
   of the frame (the road) = 0.20;
 - ``detector``: the shipped detector's preferred exposure: captures (with sensor noise,
-  one fixed seed) at offsets ``-2..2`` EV in 0.5 EV steps (those the sensor can reach:
-  an offset clamped to the same exposure as the one before is not captured again, and the
-  answer is an exposure actually captured), each scored by the oracle's
+  one fixed seed) at offsets ``-2..2`` EV in 0.5 EV steps, rendered beyond the sensor's
+  limits where needed (:func:`unclamped_split`: like the analytic experts, it states what
+  the scene wants, not what one sensor reaches), each scored by the oracle's
   per-image score (AP@0.5 of the image, then the soft count; :func:`~neural_ae.core.
   evaluation.oracle.image_score`); the best offset, refined by a parabola through the
   scalar score ``AP + 0.1 tanh(soft)`` of it and its neighbours (no ground-truth box:
@@ -93,6 +93,22 @@ def _offset(e: float, e_ref: float) -> float:
     return float(np.clip(math.log2(e / e_ref), -OFFSET_LIMIT_EV, OFFSET_LIMIT_EV))
 
 
+def unclamped_split(e_s: float, sensor) -> tuple:
+    """
+    ``(t_exp_s, gain)`` of exposure ``e_s`` [s] as Eq. 6 splits it, *without* the limits.
+
+    Time up to ``min(T_MAX_S, max exposure)`` (at least the shortest exposure), the rest
+    as gain, which may exceed the sensor's maximum (or be below 1): the simulation renders
+    what the scene would look like there. An expert's preference is a property of the
+    scene, not of one sensor's range: a sweep clamped to the range made every dark scene's
+    "preferred" exposure the longest one reachable, and the policy learned that a dark
+    frame at the sensor's limit needs no correction.
+    """
+    t_hi = min(S.T_MAX_S, sensor.max_exposure_s)
+    t_exp = min(max(float(e_s), sensor.min_exposure_s), t_hi)
+    return t_exp, float(e_s) / t_exp
+
+
 def detector_offset(scene, sensor, e_ref: float, perception, seed: int = 0) -> tuple:
     """Return the detector expert's offset [EV] and its sweep scores (see the module docstring)."""
     from neural_ae.core.evaluation.oracle import image_score
@@ -101,27 +117,19 @@ def detector_offset(scene, sensor, e_ref: float, perception, seed: int = 0) -> t
         return 0.0, []
     phi = S.mosaic(scene.radiance, sensor.bayer_pattern)
     h, w = phi.shape
-    scores, offsets = [], []
+    scores = []
     for off in DETECTOR_OFFSETS:
-        sp = S.split_exposure(e_ref * 2.0 ** off, sensor)
-        actual = round(math.log2(sp.t_exp_s * sp.gain / e_ref), 6)
-        if offsets and actual <= offsets[-1] + 1e-3:
-            continue  # clamped by the sensor: the same capture as the last offset
-        raw = S.capture(phi, sp.t_exp_s, sp.gain, sensor, np.random.default_rng([seed, 11]))
+        t_exp_s, gain = unclamped_split(e_ref * 2.0 ** off, sensor)
+        raw = S.capture(phi, t_exp_s, gain, sensor, np.random.default_rng([seed, 11]))
         dets, _ = perception.detect(raw)
         scores.append(image_score(scene.boxes, scene.labels, dets, w, h))
-        offsets.append(actual)
-    if len(offsets) < 2:
-        return 0.0, []   # the sensor reaches one exposure only: no preference to read
     n_gt = max(len(scene.labels), 1)
     scalar = np.array([ap + 0.1 * soft / n_gt for ap, soft in scores])
     # the centre of the plateau of near-best offsets (AP is flat over wide ranges)
     near = np.nonzero(scalar >= scalar.max() - 0.02)[0]
     best = int(near[len(near) // 2])
-    off = float(offsets[best])
-    if len(near) == 1 and 0 < best < len(scalar) - 1 and \
-            abs(offsets[best + 1] - offsets[best] - 0.5) < 1e-3 and \
-            abs(offsets[best] - offsets[best - 1] - 0.5) < 1e-3:
+    off = float(DETECTOR_OFFSETS[best])
+    if len(near) == 1 and 0 < best < len(scalar) - 1:
         a, b, c = scalar[best - 1], scalar[best], scalar[best + 1]
         den = a - 2 * b + c
         if den < 0:
