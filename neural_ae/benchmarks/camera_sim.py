@@ -114,7 +114,7 @@ def run(quick: bool = False) -> dict:
            'threads': 'executor (timer, subscriber) + render thread + frame prefetch'}
     out['capture_ms'] = capture_reference(*FULL, repeats=5 if quick else 20)
     try:
-        out['realtime'] = measure_camera_sim(*FULL, n_frames=90 if quick else 600)
+        out['realtime'] = measure_camera_sim(*FULL, n_frames=300 if quick else 900)
     except Exception as err:  # noqa: BLE001 - report the failure in the JSON
         out['realtime'] = {'error': f'{type(err).__name__}: {err}'[:2000]}
     return out

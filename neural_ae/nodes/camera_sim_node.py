@@ -43,9 +43,11 @@ sequence. Rendering noise is drawn from
 repeatable.
 
 Threads: the executor only decides *when* a frame is due and which setting is in force
-(the timer); rendering (:func:`~neural_ae.core.sensor.capture_rgb`) and publishing run on
-the node's own render thread (:class:`_Renderer`), so parameter sets (the commands) are
-answered while a frame renders. A frame decided while the previous one still renders
+(the timer); the frame producer thread reads the frames and samples them with the colour
+filter array ahead of time (:func:`bayer_sampled`); the noise draw
+(:func:`~neural_ae.core.sensor.capture`) and publishing run on the node's own render
+thread (:class:`_Renderer`), so parameter sets (the commands) are answered while a frame
+renders. A frame decided while the previous one still renders
 waits in a slot of one and goes out right after it; a due frame that finds that slot full
 as well is published in the next free slot. In ``realtime`` mode a frame whose image
 leaves more than one frame period after it was due counts as late
@@ -66,7 +68,7 @@ from neural_ae.core.calibration import calibrate_bag, parse_radiance_scale
 from neural_ae.core.controllers import ExposureSetting
 from neural_ae.core.errors import BagFormatError, ConfigError, NeuralAEError
 from neural_ae.core.scenes import generate_scene, iter_sequence, SEQUENCE_SCENARIOS
-from neural_ae.core.sensor import capture_rgb, load_sensor, SensorConfig
+from neural_ae.core.sensor import capture, load_sensor, mosaic, SensorConfig
 from neural_ae.ros import params as P
 from neural_ae.ros.conversions import array_to_image, camera_info_for, ns_to_stamp
 from neural_ae.ros.qos import command_qos, image_qos
@@ -421,11 +423,14 @@ class CameraSimNode(Node):
     def _make_iter(self):
         v = self.values
         if v['bag']:
-            return bag_frames(v['bag'], v['bag_topic'], self._scale_option, self.sensor,
-                              self._calibration, self._on_calibration,
-                              self.get_logger().warning)
-        return synthetic_frames(v['scenario'], v['n_frames'], v['seed'], v['height'],
-                                v['width'], v['rate_hz'], v['step_factor'], v['step_frame'])
+            frames = bag_frames(v['bag'], v['bag_topic'], self._scale_option, self.sensor,
+                                self._calibration, self._on_calibration,
+                                self.get_logger().warning)
+        else:
+            frames = synthetic_frames(v['scenario'], v['n_frames'], v['seed'], v['height'],
+                                      v['width'], v['rate_hz'], v['step_factor'],
+                                      v['step_frame'])
+        return bayer_sampled(frames, self.sensor.bayer_pattern)
 
     def _on_calibration(self, calibration) -> None:
         if self._calibration is None:
@@ -490,7 +495,7 @@ class CameraSimNode(Node):
         if not self._publish_frame(*item, due_ns=due_ns):
             self._next, self._next_due_ns = item, due_ns  # the render slot is full: retry
 
-    def _publish_frame(self, offset_ns: int, radiance: np.ndarray, gt: list, meta: dict,
+    def _publish_frame(self, offset_ns: int, phi: np.ndarray, gt: list, meta: dict,
                        due_ns: Optional[int] = None) -> bool:
         """
         Decide frame ``k``'s setting and stamp here, hand the rendering to the render thread.
@@ -518,15 +523,14 @@ class CameraSimNode(Node):
             self._answered = False
             self._published = k + 1
             self._wait_start = now_ns
-        self._renderer.submit((k, stamp_ns, due_ns, setting, command_from, radiance, gt, meta))
+        self._renderer.submit((k, stamp_ns, due_ns, setting, command_from, phi, gt, meta))
         return True
 
     def _render(self, job) -> None:
         """Render thread: capture frame ``k`` at its setting and publish it."""
-        k, stamp_ns, due_ns, setting, command_from, radiance, gt, meta = job
-        radiance = _even(radiance)
-        raw = capture_rgb(radiance, setting.t_exp_s, setting.gain, self.sensor, self._rng,
-                          noise=self.values['noise'])
+        k, stamp_ns, due_ns, setting, command_from, phi, gt, meta = job
+        raw = capture(phi, setting.t_exp_s, setting.gain, self.sensor, self._rng,
+                      noise=self.values['noise'])
         header = Header(stamp=ns_to_stamp(stamp_ns), frame_id=self.values['frame_id'])
         doc = {'stamp_ns': int(stamp_ns), 'frame_index': k,
                'exposure_time_us': setting.exposure_time_us, 'gain_db': setting.gain_db,
@@ -584,6 +588,22 @@ class CameraSimNode(Node):
         self._source.stop()
         self._renderer.stop()
         return super().destroy_node()
+
+
+def bayer_sampled(frames, pattern: str):
+    """
+    ``(offset, radiance (H, W, 3), gt, meta)`` -> ``(offset, phi (H', W'), gt, meta)``.
+
+    The colour-filter sampling (:func:`~neural_ae.core.sensor.mosaic`) of the even-cropped
+    radiance runs here, in the frame producer thread, so the render thread only draws the
+    noise (:func:`~neural_ae.core.sensor.capture`; the same result as ``capture_rgb``).
+    A static scene that yields the same array again is sampled once.
+    """
+    last, phi = None, None
+    for offset, radiance, gt, meta in frames:
+        if radiance is not last:
+            last, phi = radiance, mosaic(_even(radiance), pattern)
+        yield offset, phi, gt, meta
 
 
 def _finite_or_none(v):
