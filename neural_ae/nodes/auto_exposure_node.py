@@ -706,29 +706,33 @@ class AutoExposureNode(LifecycleNode):
     # ------------------------------------------------------------------ worker
 
     def _work(self) -> None:
-        while not self._stop.is_set():
-            item = self._mailbox.take(timeout=0.1)
-            if item is None:
-                continue
-            try:
-                self._process(*item)
-            except Exception as err:  # noqa: BLE001 - one bad frame must not stop the node
-                self.errors += 1
-                self._last_error = loggable(f'{type(err).__name__}: {err}')
-                self.get_logger().error(f'frame failed: {self._last_error}',
-                                        throttle_duration_sec=5.0)
+        """Worker thread: convert, decide and command the latest frame."""
+        self._serve(self._mailbox, lambda *item: self._process(*item), self._frame_failed)
 
     def _debug_work(self) -> None:
         """Debug thread: render and publish the latest decision's debug image."""
+        self._serve(self._debug_box, lambda *item: self._publish_debug(*item),
+                    self._debug_failed)
+
+    def _serve(self, box: LatestFrameMailbox, handle, failed) -> None:
+        """Call ``handle(*item)`` per item of ``box`` until stopped; ``failed(err)`` on errors."""
         while not self._stop.is_set():
-            item = self._debug_box.take(timeout=0.1)
+            item = box.take(timeout=0.1)
             if item is None:
                 continue
             try:
-                self._publish_debug(*item)
-            except Exception as err:  # noqa: BLE001 - a debug image must not stop the node
-                self.get_logger().error(f'debug image failed: {type(err).__name__}: '
-                                        f'{loggable(str(err))}', throttle_duration_sec=5.0)
+                handle(*item)
+            except Exception as err:  # noqa: BLE001 - one bad item must not stop the thread
+                failed(err)
+
+    def _frame_failed(self, err: Exception) -> None:
+        self.errors += 1
+        self._last_error = loggable(f'{type(err).__name__}: {err}')
+        self.get_logger().error(f'frame failed: {self._last_error}', throttle_duration_sec=5.0)
+
+    def _debug_failed(self, err: Exception) -> None:
+        self.get_logger().error(f'debug image failed: {type(err).__name__}: '
+                                f'{loggable(str(err))}', throttle_duration_sec=5.0)
 
     def _decode(self, msg: Image) -> tuple:
         """``(raw, pattern)`` of an image, its layout checked; ImageConversionError if bad."""

@@ -5,6 +5,7 @@ from pathlib import Path
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -154,3 +155,32 @@ def node_processes(tmp_path_factory, ros_domain):
 def child_env(ros_domain) -> dict:
     """Environment for a child process of this module (loopback, the module's domain)."""
     return ros_env(ros_domain)
+
+
+@pytest.fixture
+def hold(monkeypatch):
+    """
+    Make a module function block until the test releases it.
+
+    The fixture's value, called with ``(module, name)``, returns ``(entered, release)``.
+    The replacement sets ``entered`` when called, waits for ``release`` (at most 20 s),
+    then calls the original; the test controls how long a thread sits in that call.
+    """
+    made = []
+
+    def patch(module, name):
+        entered, release = threading.Event(), threading.Event()
+        real = getattr(module, name)
+
+        def held(*args, **kwargs):
+            entered.set()
+            release.wait(20.0)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, held)
+        made.append(release)
+        return entered, release
+
+    yield patch
+    for release in made:
+        release.set()

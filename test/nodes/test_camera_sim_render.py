@@ -45,17 +45,9 @@ def test_renderer_keeps_order_takes_one_waiting_job_and_survives_errors():
         r.stop()
 
 
-def test_parameter_sets_are_answered_while_a_frame_renders(ros_side, monkeypatch):
+def test_parameter_sets_are_answered_while_a_frame_renders(ros_side, hold):
     side = ros_side
-    release, rendering = threading.Event(), threading.Event()
-    real_capture = sim_module.capture
-
-    def blocking_capture(*args, **kwargs):
-        rendering.set()
-        release.wait(20.0)
-        return real_capture(*args, **kwargs)
-
-    monkeypatch.setattr(sim_module, 'capture', blocking_capture)
+    rendering, release = hold(sim_module, 'capture')
     images, docs = [], []
     side.node.create_subscription(String, 'camera/exposure',
                                   lambda m: docs.append(json.loads(m.data)), command_qos(10))

@@ -236,21 +236,11 @@ def test_debug_image_has_its_own_period(ros_side):
         node.destroy_node()
 
 
-def test_the_debug_image_is_rendered_off_the_decision_thread(ros_side, monkeypatch):
+def test_the_debug_image_is_rendered_off_the_decision_thread(ros_side, hold):
     """A debug image stuck in rendering holds up no decision; it goes out afterwards."""
-    import threading
-
     from neural_ae.nodes import auto_exposure_node as ae_module
 
-    release, rendering = threading.Event(), threading.Event()
-    real_render = ae_module.render_raw
-
-    def blocking_render(*args, **kwargs):
-        rendering.set()
-        release.wait(20.0)
-        return real_render(*args, **kwargs)
-
-    monkeypatch.setattr(ae_module, 'render_raw', blocking_render)
+    rendering, release = hold(ae_module, 'render_raw')
     side = ros_side
     debug = []
     side.node.create_subscription(Image, 'debug_image', debug.append, image_qos(1))
