@@ -427,7 +427,8 @@ def _run_protocols(args, device, shard, t_start) -> int:
         'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
         'machine': machine_line(device, torch.get_num_threads()),
         'commit': commit + (' (working tree has uncommitted changes)' if dirty else ''),
-        'warnings': warnings, 'checkpoints': _checkpoint_lines(cks) + _own_model_lines(built['methods']),
+        'warnings': warnings,
+        'checkpoints': _checkpoint_lines(cks) + _own_model_lines(built['methods']),
         'seconds': time.perf_counter() - t_start,
         'settings': {**cfg.to_dict(), 'split': args.split, 'pair_seeds':
                      [pair_start, pair_start + n_pairs - 1] if pair_seeds else None,

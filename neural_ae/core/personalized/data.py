@@ -164,7 +164,8 @@ def load_variants(split: str, count: int, spec: VariantSpec, cache_dir='out/pers
         chunk = build_chunk(seeds, spec, perception)
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f'.{path.name}.{os.getpid()}.tmp.npz'
-        np.savez(tmp, **chunk)
+        np.savez(tmp, images=chunk['images'], offsets=chunk['offsets'], seeds=chunk['seeds'],
+                 variant_ev=chunk['variant_ev'])
         os.replace(tmp, path)
         parts.append(chunk)
     return VariantSet(np.concatenate([p['images'] for p in parts]),

@@ -96,8 +96,9 @@ def run_study(base: PolicyNet, cfg: PersonalizedConfig, train: VariantSet, test:
            'feedback_labels': logs, 'n_labels': n, 'test_scenes': len(test),
            'test_variants': len(test.variants_ev)}
     if judge is not None:
-        out['judge'] = judge_study(base, cfg, train, test, tr_feats[:n], te_feats, judge, n)
-        log('judge: ' + ', '.join(f'{g} {v:.3f}' for g, v in out['judge']['mae'].items()))
+        judged = judge_study(base, cfg, train, test, tr_feats[:n], te_feats, judge, n)
+        out['judge'] = judged
+        log('judge: ' + ', '.join(f'{g} {v:.3f}' for g, v in judged['mae'].items()))
     return out
 
 
