@@ -59,3 +59,23 @@ def test_the_detector_expert_sweeps_beyond_the_sensor_range():
     t_exp, gain = unclamped_split(e_ref, SENSOR)
     assert t_exp == min(S.T_MAX_S, SENSOR.max_exposure_s) and gain > SENSOR.max_gain
     assert np.isclose(t_exp * gain, e_ref)
+
+
+class _NoDetections:
+    def detect(self, raw):
+        return {'boxes': np.zeros((0, 4)), 'scores': np.zeros(0),
+                'labels': np.zeros(0, np.int64)}, None
+
+
+def test_the_variant_cache_round_trips_the_captured_offsets(tmp_path):
+    from neural_ae.core.personalized.data import load_variants, VariantSpec
+
+    spec = VariantSpec(height=64, width=96, size=32, detector_model='stand-in')
+    built = load_variants('val', 2, spec, tmp_path, perception=_NoDetections())
+    again = load_variants('val', 2, spec, tmp_path, build=False)
+    assert built.images.shape == (2, len(VARIANTS_EV), 32, 32, 3)
+    np.testing.assert_array_equal(again.variant_ev, built.variant_ev)
+    np.testing.assert_array_equal(again.offsets, built.offsets)
+    a = again.actual_ev
+    assert np.all(np.diff(a, axis=1) >= -1e-6)          # never darker for a brighter ask
+    assert np.all(np.abs(a) <= 2.0 + 1e-5)
