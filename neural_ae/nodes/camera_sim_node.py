@@ -88,6 +88,8 @@ SIM_SCENARIOS = tuple(SEQUENCE_SCENARIOS) + ('step',)
 DEFAULT_RATE_HZ = 30.0
 MODES = ('realtime', 'lockstep')
 _POLL_S = 0.004
+_MATCH_SETTLE_NS = 250_000_000
+"""Hold the first frame this long after the subscribers are matched [ns]."""
 LOG = logging.getLogger(__name__)
 
 
@@ -135,7 +137,8 @@ def sim_parameter_specs(sensor: SensorConfig) -> list:
         P.ParamSpec('lockstep_timeout_s', 1.0, 'Lockstep: publish the next frame anyway '
                     'after this long without an answer [s].', 0.01, 60.0),
         P.ParamSpec('wait_for_subscribers', 1, 'Hold the first frame until camera/image_raw '
-                    'has this many subscribers (0 = do not wait) [-].', 0, 100, read_only=True),
+                    'has this many subscribers, then 0.25 s more for them to match (0 = do '
+                    'not wait) [-].', 0, 100, read_only=True),
         P.ParamSpec('loop', False, 'Start again at the end of the sequence.', read_only=True),
         P.ParamSpec('noise', True, 'Simulate shot, read and quantization noise.',
                     read_only=True),
@@ -367,6 +370,7 @@ class CameraSimNode(Node):
         self._start_ns = None
         self._finished = False
         self._said_waiting = False
+        self._matched_ns = None
         self.image_pub = self.create_publisher(Image, 'camera/image_raw', image_qos(1))
         self.info_pub = self.create_publisher(CameraInfo, 'camera/camera_info', image_qos(1))
         self.exposure_pub = self.create_publisher(String, 'camera/exposure', command_qos(10))
@@ -446,13 +450,21 @@ class CameraSimNode(Node):
     def _tick(self) -> None:
         if self._finished:
             return
-        if self._published == 0 and \
-                self.image_pub.get_subscription_count() < self.values['wait_for_subscribers']:
-            if not self._said_waiting:
-                self.get_logger().info(f'waiting for {self.values["wait_for_subscribers"]} '
-                                       'subscriber(s) on camera/image_raw')
-                self._said_waiting = True
-            return
+        if self._published == 0 and self.values['wait_for_subscribers'] > 0:
+            if self.image_pub.get_subscription_count() < self.values['wait_for_subscribers']:
+                self._matched_ns = None
+                if not self._said_waiting:
+                    self.get_logger().info(f'waiting for {self.values["wait_for_subscribers"]} '
+                                           'subscriber(s) on camera/image_raw')
+                    self._said_waiting = True
+                return
+            # DDS matching is not symmetric: the publisher may see a reader before that
+            # reader sees the writer, and a best-effort first frame would be lost.
+            now = self.get_clock().now().nanoseconds
+            if self._matched_ns is None:
+                self._matched_ns = now
+            if now - self._matched_ns < _MATCH_SETTLE_NS:
+                return
         if self.values['mode'] == 'lockstep' and self._renderer.busy:
             return  # the previous image is not out yet: nothing to answer
         if self.values['mode'] == 'lockstep' and self._published > 0:
