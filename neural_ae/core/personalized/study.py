@@ -30,8 +30,8 @@ from typing import Dict, Optional, Sequence
 from neural_ae.core.personalized.config import PersonalizedConfig
 from neural_ae.core.personalized.data import VariantSet
 from neural_ae.core.personalized.policy import PolicyNet
-from neural_ae.core.personalized.rewards import labels_of
-from neural_ae.core.personalized.training import (features, feedback_originals, mae_ev,
+from neural_ae.core.personalized.rewards import check_labels, LABELS, labels_of
+from neural_ae.core.personalized.training import (config_originals, features, mae_ev,
                                                   personalize, predict_heads)
 import numpy as np
 import torch
@@ -106,10 +106,9 @@ def judge_study(base: PolicyNet, cfg: PersonalizedConfig, train: VariantSet,
                 test: VariantSet, tr_feats, te_feats, judge, n: int) -> dict:
     """RL+PT on the judge's labels of the mid-grey expert's originals (module docstring)."""
     ideal = train.ideal('mid_grey')[:n]
-    t0, _ = feedback_originals(ideal, cfg.p_well, np.random.default_rng([cfg.seed, 2]),
-                               cfg.delta_ev)
+    t0, _ = config_originals(ideal, cfg)   # the originals the mid-grey labels are of
     names = [judge.label(img) for img in train.images[np.arange(n), t0]]
-    code = np.array([{'under': -1, 'well': 0, 'over': 1}[x] for x in names], np.int8)
+    code = np.array(check_labels(names), np.int8)
     net = copy.deepcopy(base)
     personalize(net, cfg, ideal, train.actual_ev[:n], tr_feats, feedback=(t0, code))
     pred = predict_heads(net, te_feats)
@@ -118,7 +117,7 @@ def judge_study(base: PolicyNet, cfg: PersonalizedConfig, train: VariantSet,
         theirs = labels_of(train.ideal(g)[np.arange(n), t0], cfg.delta_ev)
         agree[g] = float(100.0 * np.mean(theirs == code))
     return {'mae': {g: mae_ev(pred, test.ideal(g)) for g in test.experts},
-            'agreement': agree, 'labels': {x: names.count(x) for x in ('under', 'well', 'over')},
+            'agreement': agree, 'labels': {x: names.count(x) for x in LABELS},
             'model': str(getattr(judge, 'meta', {}).get('path', '')),
             'thresholds': [judge.under_threshold, judge.over_threshold]}
 

@@ -225,6 +225,12 @@ def feedback_originals(ideal: np.ndarray, p_well: float, rng: np.random.Generato
     return t0, code
 
 
+def config_originals(ideal: np.ndarray, cfg: PersonalizedConfig) -> tuple:
+    """Draw the labelled originals :func:`personalize` uses for ``cfg`` (seed ``[seed, 2]``)."""
+    return feedback_originals(ideal, cfg.p_well, np.random.default_rng([cfg.seed, 2]),
+                              cfg.delta_ev)
+
+
 def personalize(net: PolicyNet, cfg: PersonalizedConfig, ideal: np.ndarray,
                 variants_ev: np.ndarray, feats: Optional[torch.Tensor] = None,
                 images: Optional[np.ndarray] = None, state: Optional[dict] = None,
@@ -243,9 +249,9 @@ def personalize(net: PolicyNet, cfg: PersonalizedConfig, ideal: np.ndarray,
     under / well / over (-1 / 0 / 1) of the originals ``t0`` (issue 13's judge);
     ``ideal`` is then only read for the supervised reference.
     """
-    rng = np.random.default_rng([cfg.seed, 2])
-    t0, code = feedback_originals(ideal, cfg.p_well, rng, cfg.delta_ev)
-    if feedback is not None:
+    if feedback is None:
+        t0, code = config_originals(ideal, cfg)
+    else:
         t0, code = (np.asarray(a) for a in feedback)
         if t0.shape != (ideal.shape[0],) or code.shape != t0.shape:
             raise ConfigError(f'feedback needs t0 and code of shape ({ideal.shape[0]},), '
