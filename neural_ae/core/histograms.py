@@ -32,9 +32,12 @@ a 21x21 grid with boundaries ``floor(k h / 21)``, ``floor(k w / 21)``; since
 7x7 and 3x3 blocks of grid cells are exactly the 3x3 and 7x7 tiles, and the sum of all
 cells is the whole frame.
 """
+from concurrent.futures import ThreadPoolExecutor
 import functools
 import logging
+import os
 import sys
+import threading
 from typing import List, Optional, overload, Tuple, Union
 
 import cv2
@@ -57,6 +60,10 @@ MIN_GREEN_SIDE = max(SCALES)
 """Smallest green-plane side (rows and columns): every 7x7 tile needs a pixel."""
 _EXACT_FLOAT32 = 2 ** 24
 """Counts below this are exact in float32 (cv2.calcHist returns float32 bins)."""
+MIN_THREADED_PIXELS = 2 ** 17
+"""Green pixels from which ``threads='auto'`` splits the one pass over two threads."""
+_POOL_LOCK = threading.Lock()
+_POOL: Optional[ThreadPoolExecutor] = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -273,8 +280,57 @@ def _grid_counts(g: np.ndarray, shift: int, bins: int, method: str = 'auto',
     raise HistogramError(f"method must be 'auto', 'calchist' or 'bincount', got {method!r}")
 
 
+def resolve_threads(threads, pixels: int) -> int:
+    """Threads one histogram of ``pixels`` green pixels uses (``'auto'``: 2 on a multi-core machine from :data:`MIN_THREADED_PIXELS`)."""
+    if threads == 'auto':
+        return 2 if (os.cpu_count() or 1) > 1 and pixels >= MIN_THREADED_PIXELS else 1
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) \
+            or not 1 <= threads <= 2:
+        raise HistogramError(f"threads must be 'auto', 1 or 2, got {threads!r}")
+    return int(threads)
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Return the process-wide one-worker pool that takes the lower half of a split frame."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(1, thread_name_prefix='neural_ae-histogram')
+        return _POOL
+
+
+def _band_counts_u16(raw: np.ndarray, r0: int, r1: int, offset: tuple, shift: int,
+                     bins: int) -> np.ndarray:
+    """Fine-grid counts ``float32 (21, 21, bins)`` of green rows ``r0..r1-1`` of a uint16 frame."""
+    h, w = raw.shape[0] // 2, raw.shape[1] // 2
+    b = _green_bins_u16(raw[2 * r0:2 * r1], offset, shift, bins)
+    if b is None:                                         # checked by the caller
+        raise HistogramError(f'the uint16 fast path does not apply to a frame {raw.shape}')
+    rows, cols = _grid_maps_u8(h, w)
+    return cv2.calcHist([rows[r0:r1], cols[r0:r1], b], [0, 1, 2], None, [GRID, GRID, bins],
+                        [0, GRID, 0, GRID, 0, bins])
+
+
+def _split_grid_counts_u16(raw: np.ndarray, offset: tuple, shift: int,
+                           bins: int) -> np.ndarray:
+    """
+    Count like :func:`_grid_counts`, the one pass split at the middle green row over two threads.
+
+    The pool's worker bins and counts the lower half while the caller does the upper half
+    (OpenCV and numpy release the GIL); the two float32 count grids are added, which is
+    exact (every count is an integer below 2**24), so the result is bit-identical to the
+    single pass.
+    """
+    h = raw.shape[0] // 2
+    mid = h // 2
+    lower = _pool().submit(_band_counts_u16, raw, mid, h, offset, shift, bins)
+    upper = _band_counts_u16(raw, 0, mid, offset, shift, bins)
+    return upper + lower.result()
+
+
 def multiscale_histogram(raw: np.ndarray, bit_depth: int = 12, pattern: str = 'RGGB',
-                         bins: int = 256, method: str = 'auto') -> np.ndarray:
+                         bins: int = 256, method: str = 'auto',
+                         threads: Union[int, str] = 'auto') -> np.ndarray:
     """
     Multi-scale histogram of a raw Bayer frame, ``float32 (bins, 59)``; one pass.
 
@@ -282,19 +338,30 @@ def multiscale_histogram(raw: np.ndarray, bit_depth: int = 12, pattern: str = 'R
     integers; ``H, W >= 14`` (odd allowed). Column ``r`` is the normalised histogram of
     region ``r`` (order and bin/tile definitions: module docstring). ``method`` selects
     how the 21x21-grid counts are taken (``'auto'``, ``'calchist'``, ``'bincount'``; all
-    give identical results).
+    give identical results). ``threads``: 1, 2, or ``'auto'`` (2 on a multi-core machine
+    for a green plane of at least :data:`MIN_THREADED_PIXELS`): with 2, a uint16 frame's
+    one pass is split at its middle row over the caller and one pool thread (calcHist
+    path only; the result is bit-identical).
 
     Raises :class:`HistogramError` (naming the shape or dtype) for a non-2-D or
     non-numeric array, a frame below 14x14, non-integer/non-finite float values, a bad
-    ``bit_depth``/``bins`` or an unknown Bayer pattern.
+    ``bit_depth``/``bins``/``threads`` or an unknown Bayer pattern.
     """
     _validate_raw(raw)
     offset, shift = _check_params(bit_depth, pattern, bins)
     _check_frame_size(raw.shape[0], raw.shape[1], raw.shape)
     g = green_plane(raw, pattern)
+    n_threads = resolve_threads(threads, g.size)
     _check_integer_values(g, raw.shape)
-    bins_u8 = _green_bins_u16(raw, offset, shift, int(bins)) if method != 'bincount' else None
-    grid = _grid_counts(g, shift, int(bins), method, bins_u8, exact_float32=True)
+    split = (n_threads > 1 and method != 'bincount' and g.size < _EXACT_FLOAT32
+             and raw.shape[0] >= 4 * MIN_GREEN_SIDE
+             and _green_bins_u16(raw[:2], offset, shift, int(bins)) is not None)
+    if split:
+        grid = _split_grid_counts_u16(raw, offset, shift, int(bins))
+    else:
+        bins_u8 = (_green_bins_u16(raw, offset, shift, int(bins)) if method != 'bincount'
+                   else None)
+        grid = _grid_counts(g, shift, int(bins), method, bins_u8, exact_float32=True)
     # float32 counts (calcHist) are summed in float32: exact below 2**24, identical results
     parts = _reduce_grid(grid, lambda a, axes: a.sum(axis=axes, dtype=a.dtype))
     counts = np.concatenate(parts, axis=0)                       # (59, bins)

@@ -1,4 +1,6 @@
 """Multi-scale histograms (Sec. 4.1): exact against a per-region cv2.calcHist reference."""
+import os
+
 import cv2
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -264,3 +266,32 @@ def test_parameter_errors():
         HG.MultiScaleHistogram(bit_depth=4)
     big = HG.multiscale_histogram(raw + 7, bins=4096, method='auto')   # bincount, 1 DN bins
     assert big.shape == (4096, 59) and np.all(big[7] == 1.0)
+
+
+@pytest.mark.parametrize('pattern', ['RGGB', 'GRBG', 'GBRG', 'BGGR'])
+@pytest.mark.parametrize('shape', [(28, 28), (29, 40), (61, 98), (1216, 1936)])
+def test_two_thread_split_is_bit_identical(pattern, shape):
+    # the pass split at the middle green row over two threads adds two exact float32 grids
+    rng = np.random.default_rng([*shape, ord(pattern[0])])
+    raw = random_raw(shape, rng, high=65536)
+    raw[::5] = np.minimum(raw[::5], 4095)
+    split = HG.multiscale_histogram(raw, pattern=pattern, threads=2)
+    np.testing.assert_array_equal(split, HG.multiscale_histogram(raw, pattern=pattern,
+                                                                 threads=1))
+    np.testing.assert_array_equal(split, reference(raw, pattern))
+    # the worker counted only the lower half: its band alone differs from the whole grid
+    offset, shift = HG._check_params(12, pattern, 256)
+    h = shape[0] // 2
+    lower = HG._band_counts_u16(raw, h // 2, h, offset, shift, 256)
+    assert 0 < lower.sum() < h * (shape[1] // 2)
+
+
+def test_threads_parameter():
+    assert HG.resolve_threads(1, 10 ** 7) == 1
+    assert HG.resolve_threads('auto', HG.MIN_THREADED_PIXELS - 1) == 1
+    expected = 2 if (os.cpu_count() or 1) > 1 else 1
+    assert HG.resolve_threads('auto', 608 * 968) == expected
+    raw = np.zeros((20, 20), np.uint16)
+    for bad in (0, 3, True, 1.5, 'two'):
+        with pytest.raises(HistogramError, match='threads'):
+            HG.multiscale_histogram(raw, threads=bad)
