@@ -62,6 +62,9 @@ _EXACT_FLOAT32 = 2 ** 24
 """Counts below this are exact in float32 (cv2.calcHist returns float32 bins)."""
 MIN_THREADED_PIXELS = 2 ** 17
 """Green pixels from which ``threads='auto'`` splits the one pass over two threads."""
+_CPUS = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+         else os.cpu_count() or 1)
+"""CPUs this process may run on (read once: ``os.cpu_count`` costs tens of us a call)."""
 _POOL_LOCK = threading.Lock()
 _POOL: Optional[ThreadPoolExecutor] = None
 
@@ -283,7 +286,7 @@ def _grid_counts(g: np.ndarray, shift: int, bins: int, method: str = 'auto',
 def resolve_threads(threads, pixels: int) -> int:
     """Threads one histogram of ``pixels`` green pixels uses (``'auto'``: 2 on a multi-core machine from :data:`MIN_THREADED_PIXELS`)."""
     if threads == 'auto':
-        return 2 if (os.cpu_count() or 1) > 1 and pixels >= MIN_THREADED_PIXELS else 1
+        return 2 if _CPUS > 1 and pixels >= MIN_THREADED_PIXELS else 1
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) \
             or not 1 <= threads <= 2:
         raise HistogramError(f"threads must be 'auto', 1 or 2, got {threads!r}")
