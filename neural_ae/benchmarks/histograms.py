@@ -1,9 +1,10 @@
 """
 Multi-scale histogram latency on a full IMX249 raw frame (1936x1216, 12-bit).
 
-Measured in the same run: the one-pass 21x21-grid method (:func:`multiscale_histogram`,
-both counting back-ends; ``fast`` with its default ``threads='auto'``, which splits the
-pass over two threads on a multi-core machine, and ``fast_1thread``), the per-region loop it replaces
+Measured in the same run: the one-pass 21x21-grid method
+(:func:`multiscale_histogram`, both counting back-ends; ``fast`` with its default
+``threads='auto'``, which splits the pass over two threads on a multi-core machine, and
+``fast_1thread``), the per-region loop it replaces
 (:func:`naive_multiscale_histogram`, 59 ``np.histogram`` calls), a stronger per-region
 loop (59 ``cv2.calcHist`` calls on a precomputed 8-bit bin plane) and the torch path on
 CPU (torch's configured threads, and one thread) and on CUDA when present. The cases are

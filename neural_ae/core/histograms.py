@@ -284,7 +284,7 @@ def _grid_counts(g: np.ndarray, shift: int, bins: int, method: str = 'auto',
 
 
 def resolve_threads(threads, pixels: int) -> int:
-    """Threads one histogram of ``pixels`` green pixels uses (``'auto'``: 2 on a multi-core machine from :data:`MIN_THREADED_PIXELS`)."""
+    """Return the threads for ``pixels`` green pixels (``'auto'``: 2 on a multi-core machine)."""
     if threads == 'auto':
         return 2 if _CPUS > 1 and pixels >= MIN_THREADED_PIXELS else 1
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) \
